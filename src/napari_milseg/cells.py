@@ -1,0 +1,83 @@
+"""Heatmap to individual cells: the two-level, marker-controlled watershed.
+
+Pixels above ``inner`` form cell cores; each connected core seeds one cell.
+Pixels above ``outer`` are flooded from the seeds over the inverted heatmap,
+so touching cells are cut where the heatmap dips between them. This runs on
+a cached heatmap and takes milliseconds, which is what lets the napari
+sliders re-split live.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .params import DEFAULT_INNER, DEFAULT_OUTER, check_thresholds
+
+_CONNECTIVITY = ndi.generate_binary_structure(2, 1)
+
+
+def _validate_heatmap(heatmap: np.ndarray) -> np.ndarray:
+    heatmap = np.asarray(heatmap)
+    if heatmap.ndim != 2:
+        raise ValueError(
+            f"heatmap must be 2D (H, W), got shape {heatmap.shape}; "
+            "label the planes of a stack one by one"
+        )
+    if heatmap.size == 0:
+        raise ValueError("heatmap is empty")
+    if heatmap.dtype.kind not in "fiub":
+        raise ValueError(f"heatmap must hold numbers, got dtype {heatmap.dtype}")
+    return heatmap
+
+
+def label_cells(
+    heatmap: np.ndarray, inner: float = DEFAULT_INNER, outer: float = DEFAULT_OUTER
+) -> np.ndarray:
+    """Split a cell-probability map into labelled cells.
+
+    Parameters
+    ----------
+    heatmap : ndarray, shape (H, W)
+        Cell probability per pixel, in ``[0, 1]``. Not modified.
+    inner : float
+        Level above which pixels are cell cores; each connected core is one cell.
+    outer : float
+        Level above which pixels belong to a cell; must be below ``inner``.
+
+    Returns
+    -------
+    ndarray, shape (H, W), int32
+        0 for background, ``1..n`` for the cells, numbered in raster order of
+        their cores. Regions above ``outer`` without a core stay 0.
+
+    Raises
+    ------
+    ValueError
+        If the thresholds are not ``0 < outer < inner < 1`` or the heatmap is
+        not a 2D numeric array.
+
+    See Also
+    --------
+    napari_milseg.segment : runs the network and this step.
+
+    Examples
+    --------
+    Two touching blobs with a dip between them become two cells:
+
+    >>> import numpy as np
+    >>> h = np.array([[0.0, 0.6, 0.9, 0.6, 0.9, 0.6, 0.0]])
+    >>> label_cells(h, inner=0.8, outer=0.5)
+    array([[0, 1, 1, 1, 2, 2, 0]], dtype=int32)
+    """
+    check_thresholds(inner, outer)
+    heatmap = _validate_heatmap(heatmap)
+    from skimage.segmentation import watershed
+
+    markers, count = ndi.label(heatmap > inner, structure=_CONNECTIVITY)
+    if count == 0:
+        return np.zeros(heatmap.shape, dtype=np.int32)
+    mask = heatmap > outer
+    # flood from the cores downhill; the heatmap's valleys become the borders
+    labels = watershed(-heatmap.astype(np.float32, copy=False), markers, mask=mask)
+    return labels.astype(np.int32, copy=False)

@@ -1,0 +1,193 @@
+"""Checking user images and bringing them to the model's input form.
+
+Users bring JPEG, PNG and TIFF files: RGB or grayscale, 8- or 16-bit, float,
+with or without alpha. Everything the network sees goes through
+:func:`as_rgb_float`, so one place decides what is accepted and how it is
+scaled, and a bad image is reported with a message that names the problem.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+#: Channel counts accepted on a trailing channel axis.
+CHANNEL_COUNTS = (1, 2, 3, 4)
+
+
+class ImageError(ValueError):
+    """An image that cannot be segmented; the message says why."""
+
+
+def describe(image: np.ndarray) -> str:
+    """Short ``shape dtype`` description used in error messages."""
+    return f"shape {tuple(image.shape)}, dtype {np.dtype(image.dtype)}"
+
+
+def plane_shape(image: np.ndarray, rgb: bool | None = None) -> tuple[int, int]:
+    """The 2D ``(height, width)`` of a single image.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        One plane, optionally with a trailing channel axis of 1 to 4 channels.
+    rgb : bool or None
+        Whether the last axis holds channels. ``None`` guesses: a 3D array whose
+        last axis has 1 to 4 entries is taken as channels.
+
+    Returns
+    -------
+    tuple of int
+        ``(H, W)``.
+
+    Raises
+    ------
+    ImageError
+        For arrays that are not one 2D image (1-D, stacks, 4-D and more).
+    """
+    if not hasattr(image, "shape"):
+        image = np.asarray(image)
+    if rgb is None:
+        rgb = image.ndim == 3 and image.shape[-1] in CHANNEL_COUNTS
+    if image.ndim == 2 and not rgb:
+        return int(image.shape[0]), int(image.shape[1])
+    if image.ndim == 3 and rgb:
+        if image.shape[-1] not in CHANNEL_COUNTS:
+            raise ImageError(
+                f"the last axis should hold 1 to 4 colour channels, got {describe(image)}"
+            )
+        return int(image.shape[0]), int(image.shape[1])
+    if image.ndim < 2:
+        raise ImageError(f"expected a 2D image, got a {image.ndim}-D array ({describe(image)})")
+    raise ImageError(
+        f"expected one 2D image (H, W) or (H, W, channels), got {describe(image)}; "
+        "a stack of images is segmented plane by plane with segment_stack()"
+    )
+
+
+def as_rgb_float(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
+    """Convert one image to RGB ``float32`` in ``[0, 1]``.
+
+    8-bit images are divided by 255, so absolute brightness is kept as the
+    model was trained. Other integer and float images are stretched between
+    their 0.1 and 99.9 percentiles, since their range says little (12-bit
+    data in 16-bit files, float images of any scale). Grayscale is copied to
+    three channels, two channels get a zero blue channel, alpha is dropped.
+    Non-finite pixels are replaced by the median of the finite ones, with a
+    warning.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        The image, ``C`` in 1..4. Not modified.
+    rgb : bool or None
+        Whether the last axis holds channels; ``None`` guesses (see
+        :func:`plane_shape`).
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), float32
+        The image scaled to ``[0, 1]``.
+
+    Raises
+    ------
+    ImageError
+        If the array is empty, not a 2D image, of a non-numeric dtype, or has
+        no finite pixel.
+    """
+    return to_rgb_float(image, intensity_range(image, rgb), rgb)
+
+
+def intensity_range(image: np.ndarray, rgb: bool | None = None) -> tuple[float, float] | None:
+    """Check one image and find how to scale it to ``[0, 1]``.
+
+    Works on NumPy arrays and on lazy arrays (dask, zarr) that support
+    slicing: only a strided sample of at most about four million values is
+    read.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W) or (H, W, C)
+        The image.
+    rgb : bool or None
+        Whether the last axis holds channels.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(low, high)`` to map to 0 and 1, or None for 8-bit and boolean
+        images, which keep their absolute scale.
+
+    Raises
+    ------
+    ImageError
+        As :func:`as_rgb_float`.
+    """
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        image = np.asarray(image)
+    if int(np.prod(image.shape)) == 0:
+        raise ImageError(f"the image is empty ({describe(image)})")
+    if np.dtype(image.dtype).kind not in "buif":
+        raise ImageError(f"pixels must be numbers, got {describe(image)}")
+    plane_shape(image, rgb)
+    if image.dtype in (np.uint8, np.bool_):
+        return None
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 1_000_000)))
+    sample = np.asarray(image[::step, ::step]).astype(np.float32, copy=False)
+    finite = np.isfinite(sample)
+    if not finite.any():
+        raise ImageError("the image has no finite pixel (all NaN or infinite)")
+    lo, hi = np.percentile(sample[finite], [0.1, 99.9])
+    return float(lo), float(hi)
+
+
+def to_rgb_float(
+    image: np.ndarray, value_range: tuple[float, float] | None, rgb: bool | None = None
+) -> np.ndarray:
+    """Scale an image, or a tile of one, with a range from :func:`intensity_range`.
+
+    Parameters
+    ----------
+    image : array-like, shape (h, w) or (h, w, C)
+        The image or a tile of it.
+    value_range : tuple of float or None
+        From :func:`intensity_range` of the whole image, so tiles match.
+    rgb : bool or None
+        Whether the last axis holds channels.
+
+    Returns
+    -------
+    ndarray, shape (h, w, 3), float32
+    """
+    image = np.asarray(image)
+    if rgb is None:
+        rgb = image.ndim == 3 and image.shape[-1] in CHANNEL_COUNTS
+    if not rgb:
+        image = image[..., None]
+    if image.shape[-1] == 4:
+        image = image[..., :3]
+    if value_range is None:
+        scale = 255.0 if image.dtype == np.uint8 else 1.0
+        out = image.astype(np.float32) / scale
+    else:
+        out = image.astype(np.float32)
+        finite = np.isfinite(out)
+        if not finite.all():
+            warnings.warn(
+                f"{int((~finite).sum())} NaN or infinite pixels were replaced by "
+                "the image's middle grey",
+                stacklevel=2,
+            )
+            out = np.where(finite, out, np.float32(sum(value_range) / 2))
+        lo, hi = value_range
+        if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+            # a constant image: nothing to stretch, keep it mid-grey
+            out = np.full(out.shape, 0.5, dtype=np.float32)
+        else:
+            out = np.clip((out - lo) / (hi - lo), 0.0, 1.0)
+    if out.shape[-1] == 1:
+        out = np.repeat(out, 3, axis=-1)
+    elif out.shape[-1] == 2:
+        out = np.concatenate([out, np.zeros_like(out[..., :1])], axis=-1)
+    return np.ascontiguousarray(out, dtype=np.float32)
