@@ -78,3 +78,67 @@ class SegmentParams:
     def __post_init__(self) -> None:
         check_thresholds(self.inner, self.outer)
         check_diameter(self.diameter)
+
+
+#: Fewest positive images that training accepts.
+MIN_POSITIVES = 4
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How to train or fine-tune a model from image-level labels.
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the positive images. Each pass mines the top instance of
+        every small positive bag and the top five of every negative bag.
+    warmup_epochs : int or None
+        Leading epochs of MIL alone, before self-training on the model's own
+        confident cells starts. None: half the epochs when training from
+        scratch, two when starting from a trained model.
+    learning_rate : float or None
+        AdamW learning rate. None: 1e-3 from scratch, 3e-4 when fine-tuning.
+    batch_size : int
+        Positive crops per step (as many negative or synthetic crops join them).
+    crops_per_image : int
+        Crops drawn from every positive image per epoch.
+    diameter : float or None
+        Cell diameter in the training images, in pixels. None estimates it
+        from the images (see :func:`napari_milseg.negatives.estimate_diameter`).
+    seed : int
+        Seed for every random choice, so runs repeat.
+    device : str
+        ``"auto"`` (GPU if any, else CPU), ``"cpu"``, ``"cuda"``, ...
+    """
+
+    epochs: int = 10
+    warmup_epochs: int | None = None
+    learning_rate: float | None = None
+    batch_size: int = 16
+    crops_per_image: int = 4
+    diameter: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "crops_per_image"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.warmup_epochs is not None and (
+            not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs <= self.epochs
+        ):
+            raise ValueError(
+                f"warmup_epochs must be between 0 and epochs ({self.epochs}), "
+                f"got {self.warmup_epochs!r}"
+            )
+        if self.learning_rate is not None and not (
+            isinstance(self.learning_rate, (int, float))
+            and math.isfinite(self.learning_rate)
+            and 0 < self.learning_rate < 1
+        ):
+            raise ValueError(f"learning_rate must be between 0 and 1, got {self.learning_rate!r}")
+        check_diameter(self.diameter)
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be a whole number, got {self.seed!r}")

@@ -1,0 +1,111 @@
+"""Detection metrics for labelled cells against annotated boxes.
+
+A predicted cell matches an annotated box when the cell's centroid lies
+inside the box; pairs are chosen one-to-one so that the number of matches is
+largest (ties broken by distance to the box centre). From the matches:
+precision, recall, F1, and count accuracy ``1 - |sum(pred) - sum(true)| / sum(true)``.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.optimize import linear_sum_assignment
+
+
+@dataclass(frozen=True)
+class Box:
+    kind: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+def read_voc(path: str | Path) -> list[Box]:
+    """Boxes of a Pascal VOC annotation file."""
+    root = ET.parse(path).getroot()
+    boxes = []
+    for obj in root.findall("object"):
+        b = obj.find("bndbox")
+        boxes.append(
+            Box(
+                obj.find("name").text.strip(),
+                *(float(b.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")),
+            )
+        )
+    return boxes
+
+
+def centroids(labels: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` array of ``(x, y)`` centroids of labels ``1..n`` (empty labels skipped)."""
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if ids.size == 0:
+        return np.zeros((0, 2))
+    cy_cx = np.array(ndi.center_of_mass(np.ones_like(labels), labels, ids))
+    return cy_cx[:, ::-1]
+
+
+@dataclass
+class Match:
+    """Matching result of one image."""
+
+    predicted: int
+    true: int
+    matched: int
+    matched_by_kind: dict[str, int] = field(default_factory=dict)
+    true_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def match(points: np.ndarray, boxes: list[Box]) -> Match:
+    """One-to-one matching of centroids ``(x, y)`` to the boxes containing them."""
+    kinds: dict[str, int] = {}
+    for b in boxes:
+        kinds[b.kind] = kinds.get(b.kind, 0) + 1
+    if len(points) == 0 or not boxes:
+        return Match(len(points), len(boxes), 0, {k: 0 for k in kinds}, kinds)
+    x, y = points[:, 0:1], points[:, 1:2]
+    bx0 = np.array([b.x0 for b in boxes])[None]
+    by0 = np.array([b.y0 for b in boxes])[None]
+    bx1 = np.array([b.x1 for b in boxes])[None]
+    by1 = np.array([b.y1 for b in boxes])[None]
+    inside = (x >= bx0) & (x <= bx1) & (y >= by0) & (y <= by1)
+    dist = np.hypot(x - (bx0 + bx1) / 2, y - (by0 + by1) / 2) / 1e4
+    cost = np.where(inside, dist, 1e6)
+    rows, cols = linear_sum_assignment(cost)
+    ok = inside[rows, cols]
+    by_kind = {k: 0 for k in kinds}
+    for c in cols[ok]:
+        by_kind[boxes[c].kind] += 1
+    return Match(len(points), len(boxes), int(ok.sum()), by_kind, kinds)
+
+
+def summarise(matches: list[Match]) -> dict[str, float]:
+    """Precision, recall, F1, count accuracy and per-kind recall over images."""
+    pred = sum(m.predicted for m in matches)
+    true = sum(m.true for m in matches)
+    hit = sum(m.matched for m in matches)
+    precision = hit / pred if pred else 0.0
+    recall = hit / true if true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    out = {
+        "images": len(matches),
+        "predicted": pred,
+        "true": true,
+        "matched": hit,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "count_accuracy": 1 - abs(pred - true) / true if true else 0.0,
+    }
+    kinds = sorted({k for m in matches for k in m.true_by_kind})
+    for k in kinds:
+        t = sum(m.true_by_kind.get(k, 0) for m in matches)
+        h = sum(m.matched_by_kind.get(k, 0) for m in matches)
+        out[f"recall_{k}"] = h / t if t else 0.0
+    return out
