@@ -175,7 +175,7 @@ def to_rgb_float(
         finite = np.isfinite(out)
         if not finite.all():
             warnings.warn(
-                f"{int((~finite).sum())} NaN or infinite pixels were replaced by "
+                f"{int((~finite).any(axis=-1).sum())} NaN or infinite pixels were replaced by "
                 "the image's middle grey",
                 stacklevel=2,
             )

@@ -1,0 +1,119 @@
+"""Tests for napari_milseg.cells.label_cells on tiny hand-made heatmaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_milseg import label_cells
+
+
+def test_docstring_example_two_touching_blobs():
+    h = np.array([[0.0, 0.6, 0.9, 0.6, 0.9, 0.6, 0.0]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[0, 1, 1, 1, 2, 2, 0]])
+
+
+def test_touching_cells_are_cut_at_the_valley():
+    h = np.array(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.9, 0.7, 0.6, 0.65, 0.9, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    expected = [
+        [0, 0, 0, 0, 0, 0, 0],
+        [0, 1, 1, 1, 2, 2, 0],
+        [0, 0, 0, 0, 0, 0, 0],
+    ]
+    np.testing.assert_array_equal(label_cells(h), expected)
+
+
+def test_cores_are_four_connected_and_extent_needs_a_core():
+    # diagonal cores are two cells; the 0.6 pixel touches a core only diagonally
+    h = np.array([[0.9, 0.0, 0.0], [0.0, 0.9, 0.0], [0.0, 0.0, 0.6]])
+    np.testing.assert_array_equal(label_cells(h), [[1, 0, 0], [0, 2, 0], [0, 0, 0]])
+
+
+def test_region_above_outer_without_core_stays_background():
+    h = np.array([[0.0, 0.6, 0.6, 0.0, 0.9, 0.6], [0.0, 0.6, 0.6, 0.0, 0.6, 0.0]])
+    np.testing.assert_array_equal(label_cells(h), [[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 0]])
+
+
+def test_thresholds_are_strict():
+    # exactly inner is not a core, exactly outer is not extent
+    h = np.array([[0.8, 0.0, 0.9, 0.5]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[0, 0, 1, 0]])
+
+
+def test_lower_inner_finds_more_cores_and_outer_sets_extent():
+    h = np.array([[0.0, 0.75, 0.0, 0.85, 0.55, 0.45]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[0, 0, 0, 1, 1, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.7, 0.5), [[0, 1, 0, 2, 2, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.4), [[0, 0, 0, 1, 1, 1]])
+
+
+def test_numbering_is_raster_order_of_cores():
+    h = np.zeros((5, 5))
+    h[4, 0] = 0.9
+    h[0, 4] = 0.9
+    h[2, 2] = 0.9
+    labels = label_cells(h)
+    assert (labels[0, 4], labels[2, 2], labels[4, 0]) == (1, 2, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_float_dtypes_give_the_same_labels(dtype):
+    h = np.array([[0.0, 0.6, 0.9, 0.6, 0.9, 0.6, 0.0]], dtype=dtype)
+    labels = label_cells(h)
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, [[0, 1, 1, 1, 2, 2, 0]])
+
+
+def test_boolean_map_gives_connected_components():
+    h = np.array([[True, True, False, True], [False, False, False, True]])
+    np.testing.assert_array_equal(label_cells(h), [[1, 1, 0, 2], [0, 0, 0, 2]])
+
+
+def test_no_core_gives_all_background_int32():
+    labels = label_cells(np.full((3, 4), 0.7))
+    assert labels.dtype == np.int32
+    assert labels.shape == (3, 4)
+    assert not labels.any()
+
+
+def test_input_not_modified():
+    h = np.random.default_rng(0).random((20, 30)).astype(np.float32)
+    before = h.copy()
+    label_cells(h, 0.9, 0.3)
+    np.testing.assert_array_equal(h, before)
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer", "name"),
+    [
+        (1.2, 0.5, "inner"),
+        (0.0, 0.5, "inner"),
+        (float("nan"), 0.5, "inner"),
+        (0.8, -0.1, "outer"),
+        (0.8, 0.8, "outer"),
+        (0.5, 0.8, "outer"),
+    ],
+)
+def test_bad_thresholds_raise_naming_the_argument(inner, outer, name):
+    with pytest.raises(ValueError, match=name):
+        label_cells(np.zeros((3, 3)), inner, outer)
+
+
+@pytest.mark.parametrize(
+    ("heatmap", "match"),
+    [
+        (np.zeros(5), r"heatmap must be 2D .*shape \(5,\)"),
+        (np.zeros((2, 3, 4)), r"heatmap must be 2D .*shape \(2, 3, 4\)"),
+        (np.zeros((0, 4)), "heatmap is empty"),
+        (np.array([["a", "b"]]), "heatmap must hold numbers"),
+    ],
+)
+def test_bad_heatmaps_raise_naming_the_argument(heatmap, match):
+    with pytest.raises(ValueError, match=match):
+        label_cells(heatmap)

@@ -1,0 +1,173 @@
+"""Tests for napari_milseg.preprocess: what images are accepted and how they are scaled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_milseg.preprocess import (
+    ImageError,
+    as_rgb_float,
+    intensity_range,
+    plane_shape,
+    to_rgb_float,
+)
+
+
+def test_uint8_rgb_keeps_absolute_scale():
+    image = np.array([[[0, 51, 255], [102, 204, 153]]], dtype=np.uint8)
+    out = as_rgb_float(image)
+    assert out.dtype == np.float32
+    assert out.shape == (1, 2, 3)
+    assert out.flags.c_contiguous
+    np.testing.assert_allclose(out, image / 255.0, rtol=0, atol=1e-7)
+
+
+def test_uint8_dark_image_is_not_stretched():
+    image = np.full((4, 4), 10, dtype=np.uint8)
+    image[0, 0] = 20
+    out = as_rgb_float(image)
+    np.testing.assert_allclose(out[1, 1], [10 / 255] * 3, atol=1e-7)
+    np.testing.assert_allclose(out[0, 0], [20 / 255] * 3, atol=1e-7)
+
+
+def test_grayscale_is_copied_to_three_channels():
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = as_rgb_float(image)
+    assert out.shape == (3, 4, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], image / np.float32(255))
+
+
+def test_single_channel_axis_is_grayscale():
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4, 1)
+    np.testing.assert_array_equal(as_rgb_float(image), as_rgb_float(image[..., 0]))
+
+
+def test_two_channels_get_a_zero_blue_channel():
+    image = np.stack([np.full((2, 2), 255), np.full((2, 2), 51)], axis=-1).astype(np.uint8)
+    out = as_rgb_float(image)
+    np.testing.assert_allclose(out[0, 0], [1.0, 0.2, 0.0], atol=1e-7)
+
+
+def test_rgba_alpha_is_dropped():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    alpha = np.zeros((5, 6, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(as_rgb_float(np.concatenate([rgb, alpha], -1)), as_rgb_float(rgb))
+
+
+def test_uint16_is_stretched_between_percentiles():
+    ramp = np.linspace(1000, 4000, 10_001).astype(np.uint16).reshape(73, 137)
+    lo, hi = intensity_range(ramp)
+    expected_lo, expected_hi = np.percentile(ramp.astype(np.float32), [0.1, 99.9])
+    assert (lo, hi) == pytest.approx((expected_lo, expected_hi))
+    out = as_rgb_float(ramp)
+    assert out.min() == 0.0
+    assert out.max() == 1.0
+    mid = ramp[36, 68]
+    assert out[36, 68, 0] == pytest.approx((mid - lo) / (hi - lo), abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("offset", "scale"), [(0.0, 1.0), (-5e4, 1e3), (1e-3, 1e-6), (-1.0, 2.0)])
+def test_float_of_any_range_gives_the_same_result(dtype, offset, scale):
+    base = np.random.default_rng(1).random((40, 50)).astype(np.float64)
+    reference = as_rgb_float(base)
+    out = as_rgb_float((base * scale + offset).astype(dtype))
+    np.testing.assert_allclose(out, reference, atol=2e-3)
+    assert out.min() == 0.0
+    assert out.max() == 1.0
+
+
+def test_bool_image_maps_to_0_and_1():
+    image = np.array([[True, False]])
+    np.testing.assert_array_equal(as_rgb_float(image)[0, :, 0], [1.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.float64, np.int32])
+def test_constant_image_is_mid_grey(dtype):
+    out = as_rgb_float(np.full((8, 9), 1234, dtype=dtype))
+    assert np.all(out == 0.5)
+
+
+def test_nan_and_inf_are_replaced_with_a_warning():
+    image = np.random.default_rng(2).random((30, 30)).astype(np.float32)
+    image[3, 4] = np.nan
+    image[5, 6] = np.inf
+    image[7, 8] = -np.inf
+    with pytest.warns(UserWarning, match="3 NaN or infinite pixels"):
+        out = as_rgb_float(image)
+    assert np.isfinite(out).all()
+    assert out[3, 4, 0] == pytest.approx(0.5, abs=0.02)
+
+
+def test_all_nan_image_is_refused():
+    with pytest.raises(ImageError, match="no finite pixel"):
+        as_rgb_float(np.full((10, 10), np.nan))
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros((0, 10, 3), np.uint8), "empty"),
+        (np.zeros((10, 0), np.float32), "empty"),
+        (np.zeros(10, np.uint8), "2D image"),
+        (np.zeros((2, 10, 10, 3), np.uint8), "segment_stack"),
+        (np.zeros((1, 2, 10, 10), np.uint8), "segment_stack"),
+        (np.zeros((10, 10, 5), np.uint8), r"shape \(10, 10, 5\)"),
+        (np.full((4, 4), "a"), "numbers"),
+        (np.zeros((4, 4), complex), "numbers"),
+    ],
+)
+def test_unusable_arrays_are_refused_with_a_reason(image, match):
+    with pytest.raises(ImageError, match=match):
+        as_rgb_float(image)
+
+
+def test_image_error_is_a_value_error():
+    assert issubclass(ImageError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("shape", "rgb", "expected"),
+    [
+        ((10, 20), None, (10, 20)),
+        ((10, 20, 3), None, (10, 20)),
+        ((10, 20, 4), True, (10, 20)),
+        ((10, 20, 1), None, (10, 20)),
+    ],
+)
+def test_plane_shape(shape, rgb, expected):
+    assert plane_shape(np.zeros(shape, np.uint8), rgb) == expected
+
+
+def test_plane_shape_without_channels_refuses_3d():
+    with pytest.raises(ImageError, match="expected one 2D image"):
+        plane_shape(np.zeros((10, 20, 3)), rgb=False)
+
+
+def test_input_is_not_modified():
+    image = np.random.default_rng(3).random((20, 20, 4)) * 1000
+    image[0, 0, 0] = np.nan
+    before = image.copy()
+    with pytest.warns(UserWarning):
+        as_rgb_float(image)
+    np.testing.assert_array_equal(image, before)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiles_scaled_with_the_whole_image_range_match_the_whole(dtype):
+    rng = np.random.default_rng(4)
+    image = (rng.random((64, 80, 3)) * (200 if dtype == np.uint8 else 3000)).astype(dtype)
+    whole = as_rgb_float(image)
+    value_range = intensity_range(image)
+    tile = to_rgb_float(image[10:40, 20:70], value_range)
+    np.testing.assert_array_equal(tile, whole[10:40, 20:70])
+
+
+def test_intensity_range_reads_lazy_arrays():
+    da = pytest.importorskip("dask.array")
+    image = np.random.default_rng(5).integers(0, 60000, (300, 200), dtype=np.uint16)
+    lazy = da.from_array(image, chunks=(64, 64))
+    assert intensity_range(lazy) == intensity_range(image)
+    assert intensity_range(da.from_array(image.astype(np.uint8))) is None

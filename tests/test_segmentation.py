@@ -1,0 +1,186 @@
+"""Tests for napari_milseg.segmentation: the public segment API on all kinds of input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_milseg
+from napari_milseg import ImageError, Segmentation, SegmentParams, segment, segment_stack
+from napari_milseg.progress import run
+from napari_milseg.segmentation import segment_stack_steps
+from toy_model import dark_model, disc_image
+
+CENTRES = [(40, 40), (40, 120), (100, 80)]
+
+
+@pytest.fixture
+def discs() -> np.ndarray:
+    """A 150x170 RGB uint8 image of three separate dark discs."""
+    return disc_image((150, 170), CENTRES, 18)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return dark_model()
+
+
+def test_shapes_dtypes_and_count(discs, toy):
+    result = segment(discs, model=toy)
+    assert isinstance(result, Segmentation)
+    assert result.heatmap.shape == (150, 170)
+    assert result.heatmap.dtype == np.float32
+    assert result.labels.shape == (150, 170)
+    assert result.labels.dtype == np.int32
+    assert result.count == 3
+    assert isinstance(result.count, int)
+    assert result.labels.max() == 3
+    # one label per disc, each at its disc's centre, background 0
+    assert sorted(result.labels[c] for c in CENTRES) == [1, 2, 3]
+    assert result.labels[0, 0] == 0
+
+
+def test_thresholds_reach_label_cells(discs, toy):
+    result = segment(discs, inner=0.9, outer=0.2, model=toy)
+    np.testing.assert_array_equal(
+        result.labels, napari_milseg.label_cells(result.heatmap, inner=0.9, outer=0.2)
+    )
+    # a lower outer threshold gives larger cells
+    assert np.count_nonzero(result.labels) > np.count_nonzero(segment(discs, model=toy).labels)
+
+
+def test_input_not_modified(discs, toy):
+    before = discs.copy()
+    segment(discs, model=toy)
+    np.testing.assert_array_equal(discs, before)
+
+
+def test_grayscale_gives_the_rgb_result(discs, toy):
+    np.testing.assert_array_equal(
+        segment(discs[..., 0], model=toy).labels, segment(discs, model=toy).labels
+    )
+
+
+def test_rgba_alpha_is_ignored(discs, toy):
+    alpha = np.zeros((*discs.shape[:2], 1), np.uint8)
+    rgba = np.concatenate([discs, alpha], axis=-1)
+    np.testing.assert_array_equal(segment(rgba, model=toy).labels, segment(discs, model=toy).labels)
+
+
+def test_16_bit_image(discs, toy):
+    result = segment(discs.astype(np.uint16) * 257 + 100, model=toy)
+    assert result.count == 3
+    assert sorted(result.labels[c] for c in CENTRES) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(1 / 255, 0.0), (1000.0, -5e4), (1e-6, 3.0)])
+def test_float_image_of_odd_range(discs, toy, scale, offset):
+    result = segment(discs.astype(np.float64) * scale + offset, model=toy)
+    assert result.count == 3
+
+
+def test_nan_and_inf_pixels_are_replaced_with_a_warning(discs, toy):
+    image = discs.astype(np.float32)
+    image[5:8, 5:8] = np.nan
+    image[140, 160] = np.inf
+    with pytest.warns(UserWarning, match="10 NaN or infinite"):
+        result = segment(image, model=toy)
+    assert result.count == 3
+    assert np.isfinite(result.heatmap).all()
+
+
+def test_constant_image_has_no_cells(toy):
+    result = segment(np.full((100, 120), 7.5, np.float32), model=toy)
+    assert result.count == 0
+    np.testing.assert_allclose(result.heatmap, 0.5, atol=1e-6)
+    assert not result.labels.any()
+
+
+@pytest.mark.parametrize(
+    ("image", "match"),
+    [
+        (np.zeros(300, np.uint8), "2D image"),
+        (np.zeros((2, 100, 100, 3), np.uint8), "segment_stack"),
+        (np.zeros((2, 2, 100, 100), np.uint8), "segment_stack"),
+        (np.zeros((2, 2, 2, 100, 100, 3), np.uint8), "segment_stack"),
+        (np.zeros((0, 100, 3), np.uint8), "empty"),
+        (np.zeros((100, 0), np.uint8), "empty"),
+        (np.zeros((20, 20, 3), np.uint8), "smaller than one expected cell"),
+        (np.full((100, 100), np.nan), "no finite pixel"),
+    ],
+)
+def test_unusable_images_raise_image_error(image, match, toy):
+    with pytest.raises(ImageError, match=match):
+        segment(image, model=toy)
+
+
+def test_bad_thresholds_are_refused_before_the_model_loads(discs):
+    # an impossible model path: thresholds must be checked first
+    with pytest.raises(ValueError, match="outer"):
+        segment(discs, inner=0.5, outer=0.6, model="/nonexistent/model.pt")
+
+
+def test_bad_model_file_raises_model_error(discs, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(napari_milseg.ModelError, match="bad.pt"):
+        segment(discs, model=bad)
+
+
+def test_params_object_and_steps_agree(discs, toy):
+    from napari_milseg.segmentation import segment_steps
+
+    reports = []
+    result = run(segment_steps(discs, SegmentParams(), toy), reports.append)
+    assert reports and reports[-1].step == reports[-1].total
+    np.testing.assert_array_equal(result.labels, segment(discs, model=toy).labels)
+
+
+def test_stack_is_segmented_plane_by_plane(toy):
+    planes = [
+        disc_image((150, 170), CENTRES, 18),
+        disc_image((150, 170), CENTRES[:2], 18),
+        disc_image((150, 170), [], 18),
+    ]
+    stack = np.stack(planes)
+    reports = []
+    result = run(segment_stack_steps(stack, SegmentParams(), toy), reports.append)
+    assert result.heatmap.shape == (3, 150, 170)
+    assert result.labels.shape == (3, 150, 170)
+    assert result.labels.dtype == np.int32
+    assert result.count == [3, 2, 0]
+    for plane, labels in zip(planes, result.labels, strict=True):
+        np.testing.assert_array_equal(labels, segment(plane, model=toy).labels)
+    assert [(r.step, r.total) for r in reports] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
+def test_grayscale_and_nested_stacks(toy):
+    plane = disc_image((150, 170), CENTRES, 18)[..., 0]
+    stack = np.stack([np.stack([plane, plane[::-1]]), np.stack([plane[:, ::-1], plane])])
+    result = segment_stack(stack, model=toy)
+    assert result.labels.shape == (2, 2, 150, 170)
+    assert result.count == [3, 3, 3, 3]
+
+
+def test_single_plane_through_segment_stack(discs, toy):
+    result = segment_stack(discs, model=toy)
+    assert result.count == [3]
+    np.testing.assert_array_equal(result.labels, segment(discs, model=toy).labels)
+
+
+@pytest.mark.parametrize(
+    ("stack", "match"),
+    [(np.zeros(10), "at least a 2D image"), (np.zeros((3, 0, 10)), "empty")],
+)
+def test_unusable_stacks(stack, match, toy):
+    with pytest.raises(ImageError, match=match):
+        segment_stack(stack, model=toy)
+
+
+def test_model_as_path_runs_the_resnet(random_model_path):
+    image = np.random.default_rng(0).integers(0, 256, (120, 130, 3), dtype=np.uint8)
+    result = segment(image, inner=0.52, outer=0.51, model=random_model_path)
+    assert result.heatmap.shape == (120, 130)
+    assert result.count == int(result.labels.max())
+    again = segment(image, inner=0.52, outer=0.51, model=random_model_path)
+    np.testing.assert_array_equal(again.heatmap, result.heatmap)
