@@ -28,6 +28,7 @@ the same as in a single process.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import traceback
 import warnings
@@ -122,6 +123,10 @@ class BatchResult:
     def by_status(self, status: str) -> list[FileResult]:
         """The results with one status."""
         return [r for r in self.results if r.status == status]
+
+
+class SchedulerError(ConnectionError):
+    """The dask scheduler given cannot be reached."""
 
 
 def output_paths(path: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, Path]:
@@ -473,6 +478,10 @@ def segment_files_steps(
     ValueError
         If ``out_dir`` holds a ``counts.csv`` this tool did not write, or
         ``workers`` is not a positive whole number.
+    SchedulerError
+        If the dask scheduler cannot be reached.
+    ImportError
+        If a scheduler is given and dask.distributed is not installed.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
@@ -534,12 +543,12 @@ def segment_files_steps(
             yield Progress(done, total, inputs[i].name, {"result": result})
 
     batch.results = [r for r in results if r is not None]
+    before = dict(table.rows)
     for r in batch.results:
         if r.ok:
             name = Path(r.path).name
             for key in [k for k in table.rows if k == name or k.startswith(name + "[")]:
                 del table.rows[key]
-    before = dict(table.rows)
     # a fresh insertion order: old rows first, this run's rows in input order
     table.update(row for r in batch.results if r.ok for row in r.counts)
     counts_path = out_dir / COUNTS_NAME
@@ -646,27 +655,32 @@ def _distributed(address: str, jobs: list[tuple[int, str]], task: tuple):
             "running on a dask cluster needs dask.distributed: "
             "pip install 'napari-milseg[dask]'"
         ) from None
-    with Client(address, set_as_default=False) as client:
+    if not jobs:
+        return
+    try:
+        client = Client(address, set_as_default=False)
+    except (OSError, TimeoutError) as err:
+        raise SchedulerError(f"cannot reach the dask scheduler at {address}: {err}") from err
+    with client:
+        # a bounded number of tasks in flight, so that thousands of files stream
         slots = max(2, 2 * sum(client.nthreads().values()))
         queue = iter(jobs)
         index = {}
-        flow = as_completed()
-        for _ in range(slots):
-            job = next(queue, None)
-            if job is None:
-                break
+
+        def submit(job):
             future = client.submit(_worker_run, job[1], *task, pure=False)
             index[future.key] = job
-            flow.add(future)
+            return future
+
+        first = [submit(job) for job in itertools.islice(queue, slots)]
+        flow = as_completed(first, loop=client.loop)
         for future in flow:
             i, path = index.pop(future.key)
             yield i, _future_result(future, path)
             future.release()
             job = next(queue, None)
             if job is not None:
-                nxt = client.submit(_worker_run, job[1], *task, pure=False)
-                index[nxt.key] = job
-                flow.add(nxt)
+                flow.add(submit(job))
 
 
 def _future_result(future, path: str) -> FileResult:
