@@ -1,0 +1,64 @@
+"""Small helpers shared by the dock widgets for the layers they write.
+
+Plain functions on layer lists and arrays; no Qt. Layers this plugin makes
+carry ``metadata[ROLE_KEY] = {"role": "heatmap" | "cells", "image": name}``,
+so the widgets can tell them from the user's own layers and find the
+heatmap that belongs to a cells layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Key under which the plugin notes, in ``layer.metadata``, what a layer is.
+ROLE_KEY = "napari_milseg"
+
+
+def layer_role(layer) -> str | None:
+    """``"heatmap"`` or ``"cells"`` for layers this plugin made, else None."""
+    info = getattr(layer, "metadata", {}).get(ROLE_KEY)
+    return info.get("role") if isinstance(info, dict) else None
+
+
+def source_image_name(layer) -> str | None:
+    """Name of the image a plugin-made layer was computed from, if noted."""
+    info = getattr(layer, "metadata", {}).get(ROLE_KEY)
+    return info.get("image") if isinstance(info, dict) else None
+
+
+def free_name(layers, base: str) -> str:
+    """``base``, or ``base [2]``, ``base [3]``, ... whichever is not a layer name yet."""
+    names = {layer.name for layer in layers}
+    if base not in names:
+        return base
+    n = 2
+    while f"{base} [{n}]" in names:
+        n += 1
+    return f"{base} [{n}]"
+
+
+def same_labels(data, written: np.ndarray | None) -> bool:
+    """Whether a labels layer still holds exactly what the plugin last wrote."""
+    if written is None:
+        return False
+    data = np.asarray(data)
+    return data.shape == written.shape and bool(np.array_equal(data, written))
+
+
+def label_planes(heatmap: np.ndarray, inner: float, outer: float) -> np.ndarray:
+    """:func:`napari_milseg.label_cells` on every 2D plane of ``(..., H, W)``.
+
+    Returns
+    -------
+    ndarray, shape like ``heatmap``, int32
+        Labels numbered per plane, as :func:`napari_milseg.segment_stack` does.
+    """
+    from .cells import label_cells
+
+    heatmap = np.asarray(heatmap)
+    if heatmap.ndim == 2:
+        return label_cells(heatmap, inner, outer)
+    out = np.zeros(heatmap.shape, dtype=np.int32)
+    for index in np.ndindex(*heatmap.shape[:-2]):
+        out[index] = label_cells(heatmap[index], inner, outer)
+    return out

@@ -1,0 +1,662 @@
+"""The "Segment cells" dock widget: wires napari layers and controls to the core.
+
+Nothing here computes anything itself: the network runs in
+:func:`napari_milseg.segmentation.segment_steps` (or the stack version) in a
+napari ``thread_worker``, and the sliders call
+:func:`napari_milseg.cells.label_cells` on the cached heatmap. What this
+module owns is the layer bookkeeping: which ``<image> heatmap`` and
+``<image> cells`` layers belong to which image, updating them in place, and
+never overwriting a cells layer the user has edited by hand.
+
+Other widgets make a model active here with :meth:`SegmentWidget.set_model`;
+see its docstring for how to reach the docked widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+
+from ._layers import (
+    ROLE_KEY,
+    free_name,
+    label_planes,
+    layer_role,
+    same_labels,
+)
+from .params import DEFAULT_INNER, DEFAULT_OUTER, SegmentParams, check_diameter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+log = logging.getLogger(__name__)
+
+#: Smallest gap the widget keeps between the two thresholds.
+THRESHOLD_GAP = 0.01
+BUNDLED_LABEL = "bundled (CBC smears)"
+
+
+@dataclass
+class _Result:
+    """What the widget remembers about one segmented image."""
+
+    image: Any  # napari.layers.Image
+    heatmap: np.ndarray
+    heatmap_layer: Any = None
+    cells_layer: Any = None
+    #: a copy of the labels last written to ``cells_layer``, to detect hand edits
+    written: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A run that ended with a message for the user instead of a result."""
+
+    message: str
+
+
+def _segment_job(data, params: SegmentParams, model, rgb: bool, stack: bool):
+    """Worker body: load the model, run the core generator, pass results on.
+
+    Problems with the user's input (image or model file) come back as a
+    :class:`_Failure`; anything else is a bug and propagates to napari.
+    """
+    from .model import ModelError, load_model
+    from .preprocess import ImageError
+    from .progress import Progress
+    from .segmentation import segment_stack_steps, segment_steps
+
+    try:
+        yield Progress(0, 1, "loading the model")
+        model = load_model(model)
+        steps = segment_stack_steps if stack else segment_steps
+        result = yield from steps(data, params, model, rgb)
+    except (ImageError, ModelError) as err:
+        return _Failure(str(err))
+    except MemoryError:
+        return _Failure("not enough memory to segment this image; try a smaller image or crop")
+    return result, model
+
+
+class SegmentWidget(QWidget):
+    """Dock widget: segment an image layer, re-split live, export labels.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose layers this widget reads and writes.
+
+    Signals
+    -------
+    model_changed(str)
+        Emitted with the display name of the newly active model.
+    """
+
+    model_changed = Signal(str)
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self._model = None  # None: the bundled model, loaded on first use
+        self._model_diameter: float | None = None
+        self._results: dict[Any, _Result] = {}
+        self._worker = None
+        self._job_image = None
+        self._updating = False
+        self._build()
+        self._refresh_images()
+        self._select_active()
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._on_layers_changed)
+        layers.events.removed.connect(self._on_layers_changed)
+        layers.events.removed.connect(self._on_layer_removed)
+        layers.selection.events.active.connect(self._select_active)
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        from qtpy.QtWidgets import QComboBox
+
+        self.image_picker = QComboBox()
+        self.image_picker.setToolTip("The image layer to segment")
+        self.image_picker.currentTextChanged.connect(self._on_image_changed)
+
+        self.model_label = QLabel(BUNDLED_LABEL)
+        self.model_label.setWordWrap(True)
+        self.load_button = QPushButton("Load model file…")
+        self.load_button.clicked.connect(self._ask_model)
+        self.bundled_button = QPushButton("Use bundled model")
+        self.bundled_button.clicked.connect(lambda: self.set_model(None))
+        model_buttons = QHBoxLayout()
+        model_buttons.addWidget(self.load_button)
+        model_buttons.addWidget(self.bundled_button)
+
+        self.diameter_edit = QLineEdit()
+        self.diameter_edit.setToolTip(
+            "Expected cell diameter in pixels; empty or 0 uses the diameter the model "
+            "was trained on"
+        )
+        self.diameter_edit.textChanged.connect(self._check_inputs)
+        self._update_diameter_placeholder()
+
+        # outer < inner always: the two ranges are offset by the gap
+        self.inner_slider = self._slider(
+            DEFAULT_INNER, 2 * THRESHOLD_GAP, 1 - THRESHOLD_GAP,
+            "Heatmap level of cell cores: each connected core is one cell",
+        )
+        self.outer_slider = self._slider(
+            DEFAULT_OUTER, THRESHOLD_GAP, 1 - 2 * THRESHOLD_GAP,
+            "Heatmap level of cell extent; kept below inner",
+        )
+        self.inner_slider.valueChanged.connect(self._on_inner)
+        self.outer_slider.valueChanged.connect(self._on_outer)
+
+        self.run_button = QPushButton("Segment")
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.count_label = QLabel("")
+        self.export_button = QPushButton("Export labels…")
+        self.export_button.clicked.connect(self._ask_export)
+
+        form = QFormLayout()
+        form.addRow("image", self.image_picker)
+        form.addRow("model", self.model_label)
+        form.addRow("", model_buttons)
+        form.addRow("cell diameter", self.diameter_edit)
+        form.addRow("inner", self.inner_slider)
+        form.addRow("outer", self.outer_slider)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.count_label)
+        layout.addWidget(self.export_button)
+        layout.addStretch(1)
+
+    def _slider(self, value: float, low: float, high: float, tip: str) -> QLabeledDoubleSlider:
+        slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        slider.setRange(low, high)
+        slider.setSingleStep(THRESHOLD_GAP)
+        slider.setValue(value)
+        slider.setToolTip(tip)
+        return slider
+
+    # ------------------------------------------------------------ public API
+    @property
+    def inner(self) -> float:
+        """Current marker threshold."""
+        return round(float(self.inner_slider.value()), 4)
+
+    @property
+    def outer(self) -> float:
+        """Current extent threshold."""
+        return round(float(self.outer_slider.value()), 4)
+
+    @property
+    def image_layer(self):
+        """The image layer picked for segmentation, or None."""
+        name = self.image_picker.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    @property
+    def cells_layer(self):
+        """The labels layer this widget writes for the picked image, or None."""
+        result = self._result()
+        return result.cells_layer if result is not None else None
+
+    @property
+    def heatmap_layer(self):
+        """The heatmap layer this widget writes for the picked image, or None."""
+        result = self._result()
+        return result.heatmap_layer if result is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether a segmentation is running."""
+        return self._worker is not None
+
+    @property
+    def model_name(self) -> str:
+        """Display name of the active model."""
+        return self.model_label.text()
+
+    def set_model(self, model=None) -> bool:
+        """Make a model the active one for the next Segment click.
+
+        This is the hook for other widgets (the fine-tune widget): reach the
+        docked Segment widget with
+        ``_, seg = viewer.window.add_plugin_dock_widget("napari-milseg", "Segment cells")``
+        (it returns the open one, or opens it) and call ``seg.set_model(model)``.
+
+        Parameters
+        ----------
+        model : MilModel, path-like or None
+            A loaded model (used as is), a weights file (loaded now, which
+            imports torch), or None for the bundled model (loaded when needed).
+
+        Returns
+        -------
+        bool
+            False if a file could not be loaded; the error is shown in
+            napari's notifications and the previous model stays active.
+        """
+        from napari.utils.notifications import show_error
+
+        if model is None:
+            self._model, self._model_diameter, name = None, None, BUNDLED_LABEL
+        else:
+            from .model import ModelError, load_model
+
+            try:
+                loaded = load_model(model)
+            except ModelError as err:
+                show_error(f"Could not load the model: {err}")
+                return False
+            self._model, self._model_diameter, name = loaded, loaded.diameter, loaded.name
+        self.model_label.setText(name)
+        self.model_label.setToolTip(str(getattr(self._model, "source", "bundled")))
+        self._update_diameter_placeholder()
+        self.model_changed.emit(name)
+        return True
+
+    def segment(self) -> bool:
+        """Start segmenting the picked image in the background (as the Segment button).
+
+        Returns
+        -------
+        bool
+            True if a run started; False if one is already running or the
+            input is unusable (a message says why).
+        """
+        from napari.utils.notifications import show_error
+
+        if self.running:
+            return False
+        image = self.image_layer
+        try:
+            params = self._params()
+            data, rgb, stack = _image_input(image)
+        except ValueError as err:
+            show_error(str(err))
+            return False
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(
+            _segment_job, data, params, self._model, rgb, stack, _start_thread=False
+        )
+        # bound methods, not lambdas: Qt drops them if this widget is deleted mid-run
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_returned)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self._worker, self._job_image = worker, image
+        self.run_button.setText("Cancel")
+        self._set_status(f"segmenting {image.name}…")
+        self.progress_bar.setRange(0, 0)  # busy until the first report
+        worker.start()
+        return True
+
+    def cancel(self) -> None:
+        """Ask a running segmentation to stop at its next step."""
+        if self._worker is not None:
+            self._worker.quit()
+            self.run_button.setEnabled(False)
+            self.run_button.setText("Cancelling…")
+
+    def show_result(self, image, heatmap: np.ndarray) -> None:
+        """Show a heatmap for an image layer and label it with the current thresholds.
+
+        Writes (or updates in place) ``<image> heatmap`` and ``<image> cells``;
+        the Segment button ends here, and so can scripts and tests that have a
+        heatmap already.
+
+        Parameters
+        ----------
+        image : napari.layers.Image
+            The layer the heatmap belongs to.
+        heatmap : ndarray, shape (..., H, W), float
+            Cell probability per pixel, in ``[0, 1]``, for every plane of ``image``.
+        """
+        heatmap = np.asarray(heatmap, dtype=np.float32)
+        result = self._results.get(image)
+        if result is None:
+            result = self._results[image] = _Result(image=image, heatmap=heatmap)
+        result.heatmap = heatmap
+        self._write_heatmap(result)
+        self._write_cells(result, label_planes(heatmap, self.inner, self.outer))
+
+    def export_labels(self, path, overwrite: bool = False) -> Path | None:
+        """Write the picked image's cells layer (with any hand edits) to a TIFF.
+
+        Parameters
+        ----------
+        path : path-like
+            Destination; ``.tif`` is appended unless it ends in ``.tif``/``.tiff``.
+        overwrite : bool
+            Replace an existing file. Without it an existing file is left
+            alone and an error is shown.
+
+        Returns
+        -------
+        Path or None
+            The written file, or None if nothing was written (a message says why).
+        """
+        from napari.utils.notifications import show_error, show_info
+
+        from .io import write_labels
+
+        layer = self.cells_layer
+        if layer is None or layer not in self.viewer.layers:
+            show_error("Nothing to export yet: segment an image first.")
+            return None
+        path = Path(path)
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            path = path.with_name(path.name + ".tif")
+        meta = {"layer": layer.name, "scale": [float(s) for s in layer.scale]}
+        try:
+            written = write_labels(path, np.asarray(layer.data), overwrite=overwrite, metadata=meta)
+        except FileExistsError:
+            show_error(f"{path} already exists; it was not overwritten. Choose another name.")
+            return None
+        except (OSError, ValueError) as err:
+            show_error(f"Could not export the labels: {err}")
+            return None
+        show_info(f"Labels of '{layer.name}' written to {written}")
+        return written
+
+    # ------------------------------------------------------------ running
+    def _params(self) -> SegmentParams:
+        return SegmentParams(inner=self.inner, outer=self.outer, diameter=self._diameter_value())
+
+    def _diameter_value(self) -> float | None:
+        text = self.diameter_edit.text().strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"cell diameter must be a number of pixels, got {text!r}") from None
+        if value == 0:
+            return None
+        check_diameter(value)
+        return value
+
+    def _on_run_clicked(self) -> None:
+        if self.running:
+            self.cancel()
+        else:
+            self.segment()
+
+    def _on_progress(self, report) -> None:
+        self.progress_bar.setRange(0, max(report.total, 1))
+        self.progress_bar.setValue(min(report.step, max(report.total, 1)))
+        self._set_status(report.message)
+
+    def _on_aborted(self) -> None:
+        self._set_status("cancelled")
+
+    def _on_returned(self, out) -> None:
+        from napari.utils.notifications import show_error, show_warning
+
+        image = self._job_image
+
+        if isinstance(out, _Failure):
+            self._set_status("failed")
+            show_error(out.message)
+            return
+        segmentation, model = out
+        if self._model is None and self._model_diameter is None:
+            self._model_diameter = model.diameter
+            self._update_diameter_placeholder()
+        if image not in self.viewer.layers:
+            show_warning(f"'{image.name}' was removed during segmentation; result dropped.")
+            return
+        self.show_result(image, segmentation.heatmap)
+        self._set_status(f"done ({model.name})")
+
+    def _on_finished(self) -> None:
+        self._worker, self._job_image = None, None
+        self.run_button.setEnabled(True)
+        self.run_button.setText("Segment")
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1)
+        self._check_inputs()
+
+    # ------------------------------------------------------------ layers
+    def _result(self) -> _Result | None:
+        image = self.image_layer
+        return self._results.get(image) if image is not None else None
+
+    def _write_heatmap(self, result: _Result) -> None:
+        layer = result.heatmap_layer
+        if layer is not None and layer in self.viewer.layers:
+            layer.data = result.heatmap
+            return
+        image = result.image
+        result.heatmap_layer = self.viewer.add_image(
+            result.heatmap,
+            name=free_name(self.viewer.layers, f"{image.name} heatmap"),
+            colormap="inferno",
+            blending="additive",
+            opacity=0.6,
+            contrast_limits=(0.0, 1.0),
+            scale=image.scale,
+            translate=image.translate,
+            metadata={ROLE_KEY: {"role": "heatmap", "image": image.name}},
+        )
+
+    def _write_cells(self, result: _Result, labels: np.ndarray) -> None:
+        """Put new labels in the cells layer, unless the user has edited it.
+
+        An edited layer is left as it is and the labels go to a new layer,
+        ``<image> cells [2]`` and so on, which becomes the one updated from
+        then on.
+        """
+        from napari.utils.notifications import show_info
+
+        layer = result.cells_layer
+        alive = layer is not None and layer in self.viewer.layers
+        if alive and same_labels(layer.data, result.written):
+            layer.data = labels
+        else:
+            image = result.image
+            name = free_name(self.viewer.layers, f"{image.name} cells")
+            if alive:
+                show_info(
+                    f"'{layer.name}' has hand edits, so it was kept as it is; "
+                    f"the new cells are in '{name}'."
+                )
+            layer = self.viewer.add_labels(
+                labels,
+                name=name,
+                scale=image.scale,
+                translate=image.translate,
+                metadata={ROLE_KEY: {"role": "cells", "image": image.name}},
+            )
+            layer.events.paint.connect(self._on_cells_edited)
+            layer.events.data.connect(self._on_cells_edited)
+            result.cells_layer = layer
+        result.written = labels.copy()
+        self._show_count(labels)
+
+    def _show_count(self, labels: np.ndarray) -> None:
+        if labels.ndim == 2:
+            count = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+            self.count_label.setText(f"{count} cell{'s' if count != 1 else ''}")
+            return
+        planes = labels.reshape(-1, *labels.shape[-2:])
+        counts = [int(np.count_nonzero(np.bincount(p.ravel())[1:])) for p in planes]
+        self.count_label.setText(
+            f"{sum(counts)} cells in {len(counts)} planes "
+            f"({min(counts)} to {max(counts)} per plane)"
+        )
+
+    def _on_cells_edited(self, event=None) -> None:
+        result = self._result()
+        if result is None or result.cells_layer is None:
+            return
+        data = np.asarray(result.cells_layer.data)
+        self._show_count(data)
+        if not same_labels(data, result.written):
+            self._set_status(
+                f"'{result.cells_layer.name}' has hand edits: new thresholds or runs "
+                "will go to a new layer"
+            )
+
+    def _relabel(self) -> None:
+        result = self._result()
+        if result is None or self._updating:
+            return
+        self._write_cells(result, label_planes(result.heatmap, self.inner, self.outer))
+
+    def _on_inner(self, value: float) -> None:
+        if self._updating:
+            return
+        if self.outer_slider.value() > value - THRESHOLD_GAP:
+            self._updating = True
+            self.outer_slider.setValue(value - THRESHOLD_GAP)
+            self._updating = False
+        self._relabel()
+
+    def _on_outer(self, value: float) -> None:
+        if self._updating:
+            return
+        if self.inner_slider.value() < value + THRESHOLD_GAP:
+            self._updating = True
+            self.inner_slider.setValue(value + THRESHOLD_GAP)
+            self._updating = False
+        self._relabel()
+
+    # ------------------------------------------------------------ pickers
+    def _refresh_images(self) -> None:
+        current = self.image_picker.currentText()
+        names = [
+            layer.name
+            for layer in self.viewer.layers
+            if _is_image(layer) and layer_role(layer) is None
+        ]
+        self.image_picker.blockSignals(True)
+        self.image_picker.clear()
+        self.image_picker.addItems(names)
+        if current in names:
+            self.image_picker.setCurrentText(current)
+        self.image_picker.blockSignals(False)
+        self._check_inputs()
+
+    def _on_layers_changed(self, event=None) -> None:
+        self._refresh_images()
+        for layer in self.viewer.layers:
+            if _is_image(layer):
+                # renaming a layer must show in the picker
+                layer.events.name.disconnect(self._refresh_images)
+                layer.events.name.connect(self._refresh_images)
+
+    def _on_layer_removed(self, event) -> None:
+        self._results.pop(event.value, None)
+
+    def _select_active(self, event=None) -> None:
+        active = self.viewer.layers.selection.active
+        if active is not None and _is_image(active) and layer_role(active) is None:
+            self.image_picker.setCurrentText(active.name)
+
+    def _on_image_changed(self, name: str) -> None:
+        result = self._result()
+        if result is not None and result.cells_layer in self.viewer.layers:
+            self._show_count(np.asarray(result.cells_layer.data))
+        else:
+            self.count_label.setText("")
+
+    # ------------------------------------------------------------ inputs
+    def _check_inputs(self) -> None:
+        """Mark a bad diameter and disable Segment until it is fixed."""
+        try:
+            self._diameter_value()
+        except ValueError as err:
+            self.diameter_edit.setStyleSheet("border: 1px solid #d33;")
+            self.diameter_edit.setToolTip(str(err))
+            ok = False
+        else:
+            self.diameter_edit.setStyleSheet("")
+            self.diameter_edit.setToolTip(
+                "Expected cell diameter in pixels; empty or 0 uses the model's training diameter"
+            )
+            ok = True
+        if not self.running:
+            self.run_button.setEnabled(ok and self.image_picker.count() > 0)
+
+    def _update_diameter_placeholder(self) -> None:
+        if self._model_diameter is None:
+            self.diameter_edit.setPlaceholderText("model's training diameter")
+        else:
+            self.diameter_edit.setPlaceholderText(f"{self._model_diameter:g} px (model's)")
+
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _ask_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load a napari-milseg model", "", "Model files (*.pt);;All files (*)"
+        )
+        if path:
+            self.set_model(path)
+
+    def _ask_export(self) -> None:
+        layer = self.cells_layer
+        default = f"{layer.name.replace(' ', '_')}.tif" if layer is not None else "labels.tif"
+        # Qt's save dialog asks before replacing an existing file
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export labels", default, "TIFF (*.tif *.tiff)"
+        )
+        if path:
+            self.export_labels(path, overwrite=True)
+
+
+def _is_image(layer) -> bool:
+    from napari.layers import Image
+
+    return isinstance(layer, Image)
+
+
+def _image_input(layer) -> tuple[Any, bool, bool]:
+    """Data, rgb flag and stack flag of an image layer, or a ValueError saying why not."""
+    if layer is None:
+        raise ValueError("Open an image first (File > Open, or File > Open Sample).")
+    if not _is_image(layer):
+        raise ValueError(f"'{layer.name}' is not an image layer; pick an image to segment.")
+    if layer.multiscale:
+        raise ValueError(
+            f"'{layer.name}' is a multiscale (pyramid) image; segment a single-resolution "
+            "image or a crop of it."
+        )
+    data = layer.data
+    rgb = bool(layer.rgb)
+    spatial = data.ndim - (1 if rgb else 0)
+    if spatial < 2:
+        raise ValueError(
+            f"'{layer.name}' is {spatial}-D (shape {tuple(data.shape)}); cells need a 2D image."
+        )
+    if math.prod(data.shape) == 0:
+        raise ValueError(f"'{layer.name}' is empty (shape {tuple(data.shape)}).")
+    return data, rgb, spatial > 2

@@ -1,0 +1,381 @@
+"""The Segment cells dock widget on a real headless napari viewer.
+
+Most tests use the toy model (its heatmap is the darkness of the image, so
+three dark discs give three cells) or hand a synthetic heatmap to the
+widget, so they hold with or without trained weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from qtpy.QtCore import Qt
+
+from napari_milseg import label_cells
+from napari_milseg._widget import SegmentWidget
+from toy_model import dark_model, disc_image
+
+CENTRES = [(40, 40), (40, 120), (100, 80)]
+
+
+def wait_done(qtbot, widget, timeout: int = 60_000) -> None:
+    qtbot.waitUntil(lambda: not widget.running, timeout=timeout)
+
+
+def errors(notes) -> list[str]:
+    return [text for severity, text in notes if severity == "error"]
+
+
+def two_blobs() -> np.ndarray:
+    """A heatmap with a strong (0.95) and a weak (0.75) peak, 20 px apart."""
+    yy, xx = np.mgrid[:40, :60]
+    h = 0.95 * np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 72.0)
+    h += 0.75 * np.exp(-((yy - 20) ** 2 + (xx - 40) ** 2) / 72.0)
+    return np.clip(h, 0, 1).astype(np.float32)
+
+
+def n_cells(labels) -> int:
+    values = np.unique(np.asarray(labels))
+    return int(np.count_nonzero(values))
+
+
+def names(viewer) -> list[str]:
+    return [layer.name for layer in viewer.layers]
+
+
+def test_segment_adds_heatmap_and_cells_layers(qtbot, viewer, widget, discs, notes):
+    image = viewer.add_image(discs, name="smear")
+    assert widget.image_layer is image  # the new layer is active, so it is picked
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    assert widget.running
+    wait_done(qtbot, widget)
+
+    assert names(viewer) == ["smear", "smear heatmap", "smear cells"]
+    heat, cells = viewer.layers["smear heatmap"], viewer.layers["smear cells"]
+    assert heat.data.shape == cells.data.shape == (150, 170)
+    assert heat.data.dtype == np.float32
+    assert 0.0 <= heat.data.min() and heat.data.max() <= 1.0
+    assert heat.colormap.name == "inferno"
+    assert str(heat.blending) == "additive"
+    assert 0 < heat.opacity < 1
+    assert tuple(heat.contrast_limits) == (0.0, 1.0)
+    assert cells.data.dtype.kind in "iu"
+    assert n_cells(cells.data) == 3
+    for cy, cx in CENTRES:
+        assert cells.data[cy, cx] > 0
+    assert widget.count_label.text() == "3 cells"
+    assert widget.cells_layer is cells and widget.heatmap_layer is heat
+    assert errors(notes) == []
+
+
+def test_rerun_updates_the_layers_in_place(qtbot, viewer, widget, discs):
+    image = viewer.add_image(discs, name="smear")
+    widget.segment()
+    wait_done(qtbot, widget)
+    heat, cells = viewer.layers["smear heatmap"], viewer.layers["smear cells"]
+    image.data = disc_image((150, 170), CENTRES[:2], 18)
+    widget.segment()
+    wait_done(qtbot, widget)
+    assert names(viewer) == ["smear", "smear heatmap", "smear cells"]
+    assert viewer.layers["smear heatmap"] is heat and viewer.layers["smear cells"] is cells
+    assert n_cells(cells.data) == 2
+    assert widget.count_label.text() == "2 cells"
+
+
+def test_second_click_while_running_is_harmless(qtbot, viewer, widget, discs, notes):
+    viewer.add_image(discs, name="smear")
+    widget.run_button.click()
+    assert widget.running and widget.run_button.text() == "Cancel"
+    assert widget.segment() is False  # no second run while one is going
+    widget.run_button.click()  # cancels
+    assert not widget.run_button.isEnabled()
+    wait_done(qtbot, widget)
+    assert widget.run_button.isEnabled() and widget.run_button.text() == "Segment"
+    # the run either finished before the cancel took effect or left nothing behind
+    assert names(viewer) in (["smear"], ["smear", "smear heatmap", "smear cells"])
+    assert errors(notes) == []
+    # and the widget works afterwards
+    widget.run_button.click()
+    wait_done(qtbot, widget)
+    assert names(viewer) == ["smear", "smear heatmap", "smear cells"]
+
+
+def test_sliders_relabel_the_cached_heatmap(viewer, widget, monkeypatch):
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    heatmap = two_blobs()
+    widget.show_result(image, heatmap)
+    cells = viewer.layers["img cells"]
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.8, 0.5))
+    assert n_cells(cells.data) == 1
+
+    # the network must not run again: any model use would fail
+    import napari_milseg.segmentation as segmentation
+
+    monkeypatch.setattr(segmentation, "heatmap_steps", None)
+    widget.inner_slider.setValue(0.7)
+    assert not widget.running
+    assert viewer.layers["img cells"] is cells
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.7, 0.5))
+    assert n_cells(cells.data) == 2
+    assert widget.count_label.text() == "2 cells"
+
+    widget.outer_slider.setValue(0.3)
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.7, 0.3))
+    assert (np.asarray(cells.data) > 0).sum() > (label_cells(heatmap, 0.7, 0.5) > 0).sum()
+    assert names(viewer) == ["img", "img heatmap", "img cells"]
+
+
+def test_outer_is_kept_below_inner(widget):
+    assert (widget.inner, widget.outer) == (0.8, 0.5)
+    widget.inner_slider.setValue(0.4)
+    assert widget.inner == pytest.approx(0.4)
+    assert widget.outer == pytest.approx(0.39)
+    widget.outer_slider.setValue(0.95)
+    assert widget.outer == pytest.approx(0.95)
+    assert widget.inner == pytest.approx(0.96)
+    widget.outer_slider.setValue(0.99)  # beyond its range: clamped
+    assert widget.outer == pytest.approx(0.98)
+    assert widget.inner == pytest.approx(0.99)
+    widget.inner_slider.setValue(0.0)
+    assert widget.inner == pytest.approx(0.02)
+    assert widget.outer == pytest.approx(0.01)
+
+
+def test_hand_edits_survive_slider_moves(viewer, widget, notes):
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    heatmap = two_blobs()
+    widget.show_result(image, heatmap)
+    cells = viewer.layers["img cells"]
+    cells.brush_size = 3
+    cells.paint((35, 55), 9)  # the user paints a cell napari's way
+    edited = np.array(cells.data, copy=True)
+    assert edited[35, 55] == 9
+
+    widget.inner_slider.setValue(0.7)
+    np.testing.assert_array_equal(cells.data, edited)  # untouched
+    assert names(viewer) == ["img", "img heatmap", "img cells", "img cells [2]"]
+    new = viewer.layers["img cells [2]"]
+    np.testing.assert_array_equal(new.data, label_cells(heatmap, 0.7, 0.5))
+    assert any("hand edits" in text for _, text in notes)
+    assert widget.cells_layer is new
+
+    # the new layer is now the one updated in place
+    widget.inner_slider.setValue(0.75)
+    assert names(viewer)[-1] == "img cells [2]" and len(viewer.layers) == 4
+    np.testing.assert_array_equal(new.data, label_cells(heatmap, 0.75, 0.5))
+    np.testing.assert_array_equal(cells.data, edited)
+
+
+def test_undone_edit_is_no_edit(viewer, widget):
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    widget.show_result(image, two_blobs())
+    cells = viewer.layers["img cells"]
+    cells.paint((35, 55), 9)
+    cells.undo()
+    widget.inner_slider.setValue(0.7)
+    assert names(viewer) == ["img", "img heatmap", "img cells"]
+    assert n_cells(cells.data) == 2
+
+
+def test_rerun_after_hand_edit_writes_a_new_layer(qtbot, viewer, widget, discs):
+    viewer.add_image(discs, name="smear")
+    widget.segment()
+    wait_done(qtbot, widget)
+    cells = viewer.layers["smear cells"]
+    cells.fill((40, 40), 0)  # erase a cell with the fill tool
+    edited = np.array(cells.data, copy=True)
+    assert n_cells(edited) == 2
+    widget.segment()
+    wait_done(qtbot, widget)
+    np.testing.assert_array_equal(cells.data, edited)
+    assert n_cells(viewer.layers["smear cells [2]"].data) == 3
+
+
+def test_layers_the_user_made_are_never_taken_over(viewer, widget):
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    mine = viewer.add_labels(np.full((40, 60), 4, np.int32), name="img cells")
+    viewer.layers.selection.active = image
+    widget.show_result(image, two_blobs())
+    assert np.all(mine.data == 4)
+    assert widget.cells_layer.name == "img cells [2]"
+
+
+def test_export_round_trip_and_no_silent_overwrite(viewer, widget, tmp_path, notes):
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    widget.show_result(image, two_blobs())
+    cells = viewer.layers["img cells"]
+    cells.paint((35, 55), 300)  # edits are exported too; 300 needs 16 bits
+    path = widget.export_labels(tmp_path / "cells")
+    assert path == tmp_path / "cells.tif"
+    back = tifffile.imread(path)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, cells.data)
+
+    before = path.read_bytes()
+    cells.paint((5, 5), 7)
+    assert widget.export_labels(path) is None
+    assert path.read_bytes() == before
+    assert any("already exists" in text for text in errors(notes))
+    assert widget.export_labels(path, overwrite=True) == path
+    assert tifffile.imread(path)[5, 5] == 7
+
+
+def test_export_before_segmenting_explains(widget, tmp_path, notes):
+    assert widget.export_labels(tmp_path / "x.tif") is None
+    assert any("segment" in text.lower() for text in errors(notes))
+    assert not (tmp_path / "x.tif").exists()
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_stack_is_segmented_plane_by_plane(qtbot, viewer, widget, rgb):
+    planes = [disc_image((150, 170), CENTRES[:k], 18) for k in (3, 1, 2)]
+    stack = np.stack(planes) if rgb else np.stack(planes)[..., 0]
+    image = viewer.add_image(stack, name="stack", rgb=rgb)
+    assert widget.image_layer is image
+    seen = []
+    widget.progress_bar.valueChanged.connect(seen.append)
+    widget.segment()
+    wait_done(qtbot, widget)
+    cells = viewer.layers["stack cells"]
+    heat = viewer.layers["stack heatmap"]
+    assert cells.data.shape == heat.data.shape == (3, 150, 170)
+    assert [n_cells(p) for p in cells.data] == [3, 1, 2]
+    assert widget.count_label.text() == "6 cells in 3 planes (1 to 3 per plane)"
+    assert max(seen) >= 2  # progress went plane by plane
+    # sliders re-split every plane of the cached stack
+    widget.inner_slider.setValue(0.99)
+    assert viewer.layers["stack cells"] is cells
+    np.testing.assert_array_equal(
+        cells.data, np.stack([label_cells(h, 0.99, 0.5) for h in heat.data])
+    )
+
+
+def test_image_scale_is_carried_to_the_outputs(qtbot, viewer, widget, discs):
+    viewer.add_image(discs, name="smear", scale=(0.5, 0.5), translate=(10, 20))
+    widget.segment()
+    wait_done(qtbot, widget)
+    for name in ("smear heatmap", "smear cells"):
+        np.testing.assert_allclose(viewer.layers[name].scale, (0.5, 0.5))
+        np.testing.assert_allclose(viewer.layers[name].translate, (10, 20))
+
+
+def test_no_image_and_empty_image_give_messages(viewer, widget, notes):
+    assert widget.segment() is False
+    assert any("Open an image" in text for text in errors(notes))
+    viewer.add_image(np.zeros((0, 5, 3), np.uint8), name="empty")
+    assert widget.segment() is False
+    assert any("empty" in text for text in errors(notes))
+    assert names(viewer) == ["empty"]
+
+
+def test_far_too_small_image_gives_a_message_not_a_traceback(qtbot, viewer, widget, notes):
+    viewer.add_image(np.full((8, 8), 200, np.uint8), name="tiny")
+    assert widget.segment()
+    wait_done(qtbot, widget)
+    assert any("smaller than one expected cell" in text for text in errors(notes))
+    assert names(viewer) == ["tiny"]
+    assert widget.status_label.text() == "failed"
+
+
+def test_diameter_field_is_validated_and_passed_on(qtbot, viewer, widget, notes):
+    viewer.add_image(np.full((20, 20), 200, np.uint8), name="small")
+    assert "32 px" in widget.diameter_edit.placeholderText()  # the toy model's
+    widget.diameter_edit.setText("abc")
+    assert not widget.run_button.isEnabled()
+    assert "number" in widget.diameter_edit.toolTip()
+    widget.diameter_edit.setText("2")
+    assert not widget.run_button.isEnabled()
+    widget.diameter_edit.setText("0")
+    assert widget.run_button.isEnabled()
+    # 20 px is too small for 32 px cells, fine for 8 px ones: the field reaches the core
+    widget.segment()
+    wait_done(qtbot, widget)
+    assert len(errors(notes)) == 1
+    widget.diameter_edit.setText("8")
+    widget.segment()
+    wait_done(qtbot, widget)
+    assert len(errors(notes)) == 1
+    assert "small cells" in names(viewer)
+
+
+def test_model_chooser(widget, tmp_path, random_model_path, notes):
+    changed = []
+    widget.model_changed.connect(changed.append)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    before = widget.model_name
+    assert widget.set_model(bad) is False
+    assert widget.model_name == before
+    assert any("not a readable napari-milseg model" in text for text in errors(notes))
+
+    assert widget.set_model(random_model_path)
+    assert widget.model_name == "random.pt"
+    assert "100 px" in widget.diameter_edit.placeholderText()
+    widget.bundled_button.click()
+    assert widget.model_name.startswith("bundled")
+    assert changed == ["random.pt", widget.model_name]
+
+
+def test_real_smear_with_a_weights_file(qtbot, viewer, widget, smear, random_model_path, notes):
+    # an untrained network: no claim about the cells, only that the whole path works
+    assert widget.set_model(random_model_path)
+    viewer.add_image(smear, name="smear")
+    widget.segment()
+    wait_done(qtbot, widget)
+    assert errors(notes) == []
+    heat = viewer.layers["smear heatmap"].data
+    assert heat.shape == (480, 640) and heat.dtype == np.float32
+    assert viewer.layers["smear cells"].data.shape == (480, 640)
+
+
+def test_removing_the_image_mid_run_drops_the_result(qtbot, viewer, widget, discs, notes):
+    image = viewer.add_image(discs, name="smear")
+    widget.segment()
+    viewer.layers.remove(image)
+    wait_done(qtbot, widget)
+    assert names(viewer) == []
+    assert errors(notes) == []
+    assert any("removed during segmentation" in text for _, text in notes)
+
+
+def test_closing_the_dock_mid_run_does_not_crash(qtbot, viewer, discs, notes):
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment cells")
+    widget.set_model(dark_model())
+    viewer.add_image(discs, name="smear")
+    widget.segment()
+    worker = widget._worker
+    viewer.window.remove_dock_widget(widget)
+    # napari keeps a closed dock's widget for reopening; delete it to be harsh
+    widget.deleteLater()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
+    qtbot.waitUntil(lambda: not _alive(widget), timeout=5_000)
+    # signals and layer events that would have reached the widget are harmless
+    viewer.add_image(discs, name="another")
+    viewer.layers.selection.active = viewer.layers["smear"]
+    assert errors(notes) == []
+    assert "another" in names(viewer)
+
+
+def _alive(widget) -> bool:
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_picker_follows_image_layers(viewer, widget):
+    a = viewer.add_image(np.zeros((40, 60)), name="a")
+    viewer.add_image(np.zeros((40, 60)), name="b")
+    assert widget.image_layer.name == "b"
+    viewer.layers.selection.active = a
+    assert widget.image_layer is a
+    widget.show_result(a, two_blobs())
+    # outputs are not offered as inputs
+    items = [widget.image_picker.itemText(i) for i in range(widget.image_picker.count())]
+    assert items == ["a", "b"]
+    a.name = "renamed"
+    items = [widget.image_picker.itemText(i) for i in range(widget.image_picker.count())]
+    assert items == ["renamed", "b"]
