@@ -519,3 +519,11 @@ def test_read_counts_refuses_other_files(tmp_path, text, match):
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         read_counts(path)
+
+
+def test_tifffile_log_lines_do_not_leak_next_to_the_error(tmp_path, caplog):
+    path = tmp_path / "nopages.tif"
+    path.write_bytes(b"II*\x00" + bytes(6))
+    with caplog.at_level("DEBUG"), pytest.raises(ImageReadError, match="no image found"):
+        load_image(path)
+    assert [r for r in caplog.records if r.name.startswith("tifffile")] == []

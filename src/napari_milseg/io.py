@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import logging
 import os
 import secrets
 import warnings
@@ -298,11 +299,41 @@ def _load_pillow(path: Path, fmt: str) -> LoadedImage:
     return LoadedImage(data, rgb=True, format=fmt, path=path, axes="YXS")
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _tifffile_messages(path: Path):
+    """Collect what tifffile logs while reading ``path``; re-issue it as warnings on success.
+
+    On failure the :class:`ImageReadError` says it all, so tifffile's own
+    lines would only repeat it, in another form, on stderr.
+    """
+    logger = logging.getLogger("tifffile")
+    handler = _Collect()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    for message in dict.fromkeys(handler.messages):
+        warnings.warn(f"{path}: tifffile: {message}", UserWarning, stacklevel=4)
+
+
 def _load_tiff(path: Path) -> LoadedImage:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_messages(path), tifffile.TiffFile(path) as tif:
             if not tif.series:
                 raise ImageReadError(path, "corrupt or truncated TIFF file (no image found in it)")
             series = tif.series[0]
