@@ -291,6 +291,18 @@ def test_stack_is_counted_plane_by_plane(tmp_path, random_model_path):
     )
 
 
+def test_diameter_reaches_the_core(tmp_path, three_images, random_model_path):
+    # the images are 120 px high: cells of 130 px cannot fit, cells of 60 px can
+    done = milseg("segment", three_images, "--out", tmp_path / "big", "--model",
+                  random_model_path, "--diameter", "130")
+    assert done.returncode == 1
+    assert done.stderr.count("is smaller than one expected cell (130 px across)") == 3
+    done = milseg("segment", three_images, "--out", tmp_path / "small", "--model",
+                  random_model_path, "--diameter", "60")
+    assert done.returncode == 0, done.stderr
+    assert "3 image(s) segmented" in done.stderr
+
+
 @pytest.fixture(scope="module")
 def single_process_run(tmp_path_factory, random_model_path):
     """Three small images segmented in one process: the reference for parallel runs."""
@@ -321,10 +333,13 @@ def test_two_local_workers_give_the_single_process_result(
 ):
     inputs, reference = single_process_run
     out = tmp_path / "workers"
-    done = milseg("segment", inputs, "--out", out, "--model", random_model_path, *THRESHOLDS,
-                  "--workers", "2")
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    done = milseg("segment", inputs, bad, "--out", out, "--model", random_model_path,
+                  *THRESHOLDS, "--workers", "2")
     assert done.returncode == 0, done.stderr
-    assert "3 image(s) segmented" in done.stderr
+    assert "3 image(s) segmented, 1 failed" in done.stderr
+    assert f"milseg: {bad}: skipped: not an image" in done.stderr
     assert_same_outputs(reference, out)
 
 
