@@ -29,6 +29,9 @@ from .cells import label_cells
 
 #: Target value at a cell's edge and at its centre.
 EDGE, CENTRE = 0.5, 1.0
+#: Largest area of a single cell relative to its inscribed disc (a disc is 1,
+#: an ellipse of axis ratio 1.3 is 1.3, two overlapping discs about 1.6).
+MAX_DISC_RATIO = 1.35
 
 
 @dataclass(frozen=True)
@@ -100,45 +103,136 @@ def confident_cells(
     foreground: np.ndarray,
     cell_diameter: float,
     min_solidity: float = 0.9,
+    min_ellipse_fit: float = 0.9,
+    max_cut_level: float = 0.7,
+    max_neck: float = 0.55,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The model's own cells it can be trusted on, and sure background.
+
+    Cells are looked for where the model (heatmap above 0.5) and the colour
+    foreground agree, which trims a saturated heatmap's wide edges to the
+    cell outline, in two tiers:
+
+    1. The model's own split (:func:`label_cells` at 0.8 / 0.5). A cut is
+       believed only where the heatmap dips along it (its highest point, the
+       saddle between the two cores, below ``max_cut_level``): on a saturated map the watershed line between two
+       cores is arbitrary and would halve cells.
+    2. Inside what tier 1 left unresolved, a shape prior: the region is split
+       at its distance-transform peaks, and a piece is kept only if the neck
+       joining it to its neighbours is narrow (at most ``max_neck`` of its own
+       inscribed radius), as between two round cells that merely touch.
+
+    Every kept piece must look like one cell: a plausible size, convex
+    (``min_solidity``), filling the ellipse of its second moments
+    (``min_ellipse_fit``: 1 for a disc, 0.83 for a triangle) and not much
+    larger than its inscribed disc (``MAX_DISC_RATIO``; two merged cells are
+    about 1.6 times as large).
 
     Parameters
     ----------
     heatmap : ndarray, shape (H, W)
         Current heatmap at network scale.
     foreground : ndarray, shape (H, W), bool
-        Rough colour-based foreground: background is only trusted where it
-        agrees.
+        Rough colour-based foreground (see :func:`negatives.estimate_foreground`).
     cell_diameter : float
         Cell diameter in pixels at this scale.
-    min_solidity : float
-        Cells less convex than this are taken for unsplit clumps.
+    min_solidity, min_ellipse_fit, max_cut_level, max_neck : float
+        Thresholds of the tests above.
 
     Returns
     -------
     cells : ndarray, shape (H, W), int32
         Confident single cells, labelled ``1..n``.
     known : ndarray, shape (H, W), bool
-        Where a target may be trusted: confident cells and sure background.
+        Where a target may be trusted: confident cells and pixels well clear
+        of the colour foreground.
     """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    mask = (heatmap > 0.5) & foreground
+    labels = label_cells(heatmap, 0.8, 0.5)
+    pieces, _ = ndi.label(mask & (labels > 0))
+    # tier 1: one candidate per (connected piece, model label) pair
+    combined = pieces.astype(np.int64) * (int(labels.max()) + 1) + labels
+    _, candidates = np.unique(np.where(pieces > 0, combined, 0), return_inverse=True)
+    candidates = candidates.reshape(labels.shape).astype(np.int32)
+    keep = _single_cells(candidates, heatmap, cell_diameter, min_solidity, min_ellipse_fit)
+    keep &= _border_level(candidates, heatmap) <= max_cut_level
+    model_cells = keep[candidates]
+
+    # tier 2: split the rest at distance-transform peaks
+    rest = mask & ~ndi.binary_dilation(model_cells)
+    dist = ndi.distance_transform_edt(np.pad(rest, 1))[1:-1, 1:-1]
+    peaks = peak_local_max(
+        dist,
+        min_distance=max(1, int(0.3 * cell_diameter)),
+        threshold_abs=0.15 * cell_diameter,
+        labels=ndi.label(rest)[0],
+        exclude_border=False,
+    )
+    markers = np.zeros(rest.shape, dtype=np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    regions = watershed(-dist, markers, mask=rest).astype(np.int32)
+    keep2 = _single_cells(regions, heatmap, cell_diameter, min_solidity, min_ellipse_fit)
+    inscribed = np.zeros(len(keep2))
+    if len(keep2) > 1:
+        inscribed[1:] = ndi.maximum(dist, regions, np.arange(1, len(keep2)))
+    keep2 &= _border_level(regions, dist) <= max_neck * inscribed
+
+    cells = np.where(model_cells, candidates, 0)
+    cells = np.where(keep2[regions], regions + int(candidates.max()), cells)
+    cells = _relabel(cells)
+    margin = max(1, int(round(0.06 * cell_diameter)))
+    known = (cells > 0) | ~ndi.binary_dilation(foreground, iterations=margin)
+    return cells, known
+
+
+def _single_cells(
+    labels: np.ndarray, heatmap: np.ndarray, cell_diameter: float, min_solidity: float,
+    min_ellipse_fit: float,
+) -> np.ndarray:
+    """Which labels look like one cell (size, convexity, ellipse, inscribed disc)."""
     from skimage.measure import regionprops
 
-    labels = label_cells(heatmap, 0.8, 0.5)
     cell_area = np.pi * cell_diameter**2 / 4
-    keep = np.zeros(labels.max() + 1, dtype=bool)
+    keep = np.zeros(int(labels.max()) + 1, dtype=bool)
     for region in regionprops(labels):
         if not 0.08 * cell_area <= region.area <= 6.0 * cell_area:
             continue
         if region.solidity < min_solidity:
             continue
+        ellipse = np.pi * region.axis_major_length * region.axis_minor_length / 4
+        if ellipse <= 0 or region.area / ellipse < min_ellipse_fit:
+            continue
+        y0, x0, y1, x1 = region.bbox
+        inside = np.pad(region.image, 1)
+        radius = ndi.distance_transform_edt(inside).max()
+        if region.area > MAX_DISC_RATIO * np.pi * radius**2:
+            continue
         keep[region.label] = True
-    cells = np.where(keep[labels], labels, 0)
-    cells = _relabel(cells)
-    margin = max(1, int(round(0.06 * cell_diameter)))
-    near_anything = ndi.binary_dilation(foreground | (heatmap >= 0.3), iterations=margin)
-    known = (cells > 0) | ~near_anything
-    return cells, known
+    return keep
+
+
+def _border_level(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per label, the highest of ``values`` where it touches another label (0 if nowhere).
+
+    Along the line between two cells that is the saddle: the heatmap's
+    level at the pass between their cores, or the half-width of the neck
+    joining two round shapes.
+    """
+    count = int(labels.max())
+    contact = np.zeros(labels.shape, dtype=bool)
+    for axis in (0, 1):
+        for step in (1, -1):
+            other = np.roll(labels, step, axis=axis)
+            contact |= (other != labels) & (other > 0) & (labels > 0)
+    level = np.zeros(count + 1)
+    if contact.any() and count:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            highest = ndi.maximum(values, np.where(contact, labels, 0), np.arange(1, count + 1))
+        level[1:] = np.nan_to_num(np.asarray(highest, dtype=float), nan=0.0)
+    return level
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
@@ -150,11 +244,12 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
 
 
 def cut_patches(
-    rgb: np.ndarray, light: np.ndarray, cells: np.ndarray, margin: int = 3
+    rgb: np.ndarray, light: np.ndarray, cells: np.ndarray, margin: int = 3, border: int = 4
 ) -> list[CellPatch]:
     """Cut confident cells out of an image as transmittance patches.
 
-    Cells touching the image border are skipped (they are not whole).
+    Cells within ``border`` pixels of the image edge are skipped: they may be
+    cut by it (the foreground estimate stops a few pixels short of the edge).
 
     Parameters
     ----------
@@ -166,13 +261,15 @@ def cut_patches(
         Confident cells from :func:`confident_cells`.
     margin : int
         Pixels kept around each cell.
+    border : int
+        Cells closer than this to the image edge are not cut out.
     """
     height, width = cells.shape
     patches = []
     for i, sl in enumerate(ndi.find_objects(cells), start=1):
         if sl is None:
             continue
-        if sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == height or sl[1].stop == width:
+        if min(sl[0].start, sl[1].start, height - sl[0].stop, width - sl[1].stop) < border:
             continue
         y0, y1 = max(0, sl[0].start - margin), min(height, sl[0].stop + margin)
         x0, x1 = max(0, sl[1].start - margin), min(width, sl[1].stop + margin)
