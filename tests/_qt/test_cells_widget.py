@@ -1,0 +1,249 @@
+"""The Edit and measure cells dock widget on a real headless napari viewer."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_milseg._cells_widget import CellsWidget
+from napari_milseg._widget import SegmentWidget
+from napari_milseg.measure import COLUMNS
+
+
+def two_peaks(shape=(40, 56)) -> np.ndarray:
+    """Heatmap of two touching cells centred at (20, 20) and (20, 36)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    h = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 50.0)
+    h = np.maximum(h, np.exp(-((yy - 20) ** 2 + (xx - 36) ** 2) / 50.0))
+    return h.astype(np.float32)
+
+
+def ids(data) -> list[int]:
+    values = np.unique(np.asarray(data))
+    return [int(v) for v in values if v]
+
+
+def warnings_(notes) -> list[str]:
+    return [text for severity, text in notes if severity == "warning"]
+
+
+@pytest.fixture
+def merged(viewer):
+    """An image segmented with low thresholds so that the two cells are one label."""
+    seg = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(seg, name="Segment cells")
+    image = viewer.add_image(np.full((40, 56), 100, np.uint8), name="img")
+    seg.outer_slider.setValue(0.1)
+    seg.inner_slider.setValue(0.25)  # below the valley (0.28): one core over both peaks
+    seg.show_result(image, two_peaks())
+    cells = viewer.layers["img cells"]
+    assert ids(cells.data) == [1]
+    return cells
+
+
+@pytest.fixture
+def cells_widget(viewer):
+    widget = CellsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Edit and measure cells")
+    return widget
+
+
+def place(widget, *points):
+    layer = widget.points_layer()
+    for p in points:
+        layer.add(p)
+    return layer
+
+
+def test_pickers_find_the_plugin_layers(viewer, merged, cells_widget):
+    assert cells_widget.labels_layer is merged
+    assert cells_widget.heatmap_layer is viewer.layers["img heatmap"]
+    assert cells_widget.intensity_layer is viewer.layers["img"]
+    assert cells_widget.table["label"].tolist() == [1]
+    assert cells_widget.summary_label.text().startswith("1 cell ·")
+
+
+def test_split_a_merged_cell_at_the_heatmap_valley_and_undo(viewer, merged, cells_widget):
+    before = np.array(merged.data, copy=True)
+    place(cells_widget, (20, 20), (20, 36))
+    assert cells_widget.split()
+    data = np.asarray(merged.data)
+    assert ids(data) == [2, 3]  # new ids
+    assert data[20, 20] == 2 and data[20, 36] == 3
+    np.testing.assert_array_equal(data > 0, before > 0)  # no pixel lost or gained
+    # the cut runs along the valley, midway between the peaks
+    assert data[20, 27] == 2 and data[20, 29] == 3
+    assert len(viewer.layers["img cells edit points"].data) == 0  # points used up
+    assert cells_widget.table["label"].tolist() == [2, 3]
+    assert cells_widget.summary_label.text().startswith("2 cells ·")
+
+    merged.undo()  # one step takes the whole split back
+    np.testing.assert_array_equal(merged.data, before)
+    assert cells_widget.table["label"].tolist() == [1]
+
+
+def test_split_needs_two_points_in_the_cell(viewer, merged, cells_widget, notes):
+    assert not cells_widget.split()
+    assert any("Place points" in text for text in warnings_(notes))
+    place(cells_widget, (20, 20))
+    before = np.array(merged.data, copy=True)
+    assert not cells_widget.split()
+    assert any("at least two points" in text for text in warnings_(notes))
+    np.testing.assert_array_equal(merged.data, before)
+
+
+def test_split_without_a_heatmap_uses_the_distance_map(viewer, merged, cells_widget):
+    viewer.layers.remove("img heatmap")
+    assert cells_widget.heatmap_layer is None
+    place(cells_widget, (20, 20), (20, 36))
+    assert cells_widget.split()
+    assert ids(merged.data) == [2, 3]
+    assert np.isnan(cells_widget.table["mean_probability"]).all()
+
+
+def test_merge_and_delete(viewer, cells_widget, notes):
+    labels = np.zeros((30, 40), np.int32)
+    labels[2:8, 2:8] = 4
+    labels[2:8, 10:16] = 2
+    labels[20:25, 20:30] = 7
+    layer = viewer.add_labels(labels, name="hand")
+    assert cells_widget.labels_layer is layer
+    assert cells_widget.table["label"].tolist() == [2, 4, 7]
+
+    place(cells_widget, (5, 5), (5, 12))
+    assert cells_widget.merge()
+    assert ids(layer.data) == [2, 7]
+    assert np.all(np.asarray(layer.data)[2:8, 2:8] == 2)
+    assert cells_widget.table["label"].tolist() == [2, 7]
+    assert cells_widget.table["area"].tolist() == [72.0, 50.0]
+
+    place(cells_widget, (22, 25))
+    assert cells_widget.delete()
+    assert ids(layer.data) == [2]
+    assert cells_widget.summary_label.text().startswith("1 cell ·")
+
+    place(cells_widget, (28, 2))  # background
+    assert not cells_widget.delete()
+    assert any("none of the labels" in text for text in warnings_(notes))
+
+
+def test_table_follows_napari_paint_fill_and_undo(viewer, cells_widget):
+    labels = np.zeros((30, 40), np.int32)
+    labels[2:8, 2:8] = 1
+    layer = viewer.add_labels(labels, name="hand", scale=(0.5, 0.5))
+    assert cells_widget.table["area"].tolist() == [36 * 0.25]
+    layer.brush_size = 3
+    layer.paint((20, 20), 5)
+    assert cells_widget.table["label"].tolist() == [1, 5]
+    painted = int((np.asarray(layer.data) == 5).sum())
+    assert cells_widget.table["area"][1] == pytest.approx(painted * 0.25)
+    assert cells_widget.summary_label.text().startswith("2 cells ·")
+    assert "units²" in cells_widget.summary_label.text()  # scaled, no unit given
+    # the table is the layer's features, looked up by label
+    assert list(layer.features["label"]) == [1, 5]
+    assert list(layer.features["index"]) == [1, 5]
+    assert set(COLUMNS) <= set(layer.features.columns)
+
+    layer.fill((4, 4), 0)  # erase cell 1 with the fill tool
+    assert cells_widget.table["label"].tolist() == [5]
+    layer.undo()
+    assert cells_widget.table["label"].tolist() == [1, 5]
+    assert cells_widget.table_view.rowCount() == 2
+
+
+def test_table_means_use_heatmap_and_image(viewer, merged, cells_widget):
+    heat = np.asarray(viewer.layers["img heatmap"].data)
+    mask = np.asarray(merged.data) == 1
+    assert cells_widget.table["mean_probability"][0] == pytest.approx(heat[mask].mean(), rel=1e-6)
+    assert cells_widget.table["mean_intensity"][0] == 100.0
+
+
+def test_segment_rerun_refreshes_the_table(viewer, merged, cells_widget):
+    seg = viewer.window.dock_widgets["Segment cells"]
+    seg.inner_slider.setValue(0.9)  # two cores now: two cells, same layer
+    assert ids(merged.data) == [1, 2]
+    assert cells_widget.table["label"].tolist() == [1, 2]
+
+
+def test_export_csv_and_labels_beside_it(viewer, merged, cells_widget, tmp_path, notes):
+    place(cells_widget, (20, 20), (20, 36))
+    cells_widget.split()
+    csv_path, tif_path = cells_widget.export(tmp_path / "run1")
+    assert (csv_path, tif_path) == (tmp_path / "run1.csv", tmp_path / "run1_labels.tif")
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(COLUMNS)
+    assert [int(r["label"]) for r in rows] == [2, 3]
+    data = np.asarray(merged.data)
+    for row in rows:
+        assert float(row["area"]) == (data == int(row["label"])).sum()
+        assert 0 < float(row["mean_probability"]) <= 1
+    np.testing.assert_array_equal(tifffile.imread(tif_path), data)
+
+    # never overwritten silently, and nothing half-written
+    csv_before, tif_before = csv_path.read_bytes(), tif_path.read_bytes()
+    merged.paint((2, 2), 9)
+    assert cells_widget.export(tmp_path / "run1.csv") is None
+    assert any("already exist" in text for severity, text in notes if severity == "error")
+    assert csv_path.read_bytes() == csv_before and tif_path.read_bytes() == tif_before
+    tif_path.unlink()  # one of the two still exists: still refused
+    assert cells_widget.export(tmp_path / "run1.csv") is None
+    assert not tif_path.exists()
+    assert cells_widget.export(tmp_path / "run1.csv", overwrite=True) is not None
+    assert "9" in [line.split(",")[0] for line in csv_path.read_text().splitlines()]
+
+
+def test_export_dialog_asks_before_replacing(viewer, merged, cells_widget, tmp_path, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog, QMessageBox
+
+    target = tmp_path / "table.csv"
+    target.write_text("precious")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    asked = []
+
+    def answer(reply):
+        def question(*args, **kwargs):
+            asked.append(args[2])
+            return reply
+
+        return question
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.No))
+    cells_widget.export_button.click()
+    assert target.read_text() == "precious" and len(asked) == 1 and str(target) in asked[0]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Yes))
+    cells_widget.export_button.click()
+    assert target.read_text().startswith("label,area")
+    assert (tmp_path / "table_labels.tif").exists()
+
+
+def test_removing_layers_does_not_crash(viewer, merged, cells_widget, notes, tmp_path):
+    place(cells_widget, (20, 20), (20, 36))
+    viewer.layers.remove("img heatmap")
+    viewer.layers.remove(merged)
+    assert cells_widget.labels_layer is None
+    assert cells_widget.table == {} and cells_widget.table_view.rowCount() == 0
+    assert not cells_widget.split()
+    assert cells_widget.export(tmp_path / "x.csv") is None
+    assert [t for s, t in notes if s == "error"] == ["Nothing to export: pick a labels layer."]
+
+
+def test_edits_in_one_plane_of_a_stack(viewer, cells_widget):
+    stack = np.zeros((3, 20, 30), np.int32)
+    stack[:, 5:15, 5:25] = 1
+    layer = viewer.add_labels(stack, name="stack")
+    assert cells_widget.table["plane"].tolist() == [0, 1, 2]
+    place(cells_widget, (1, 10, 7), (1, 10, 22))
+    assert cells_widget.split()
+    data = np.asarray(layer.data)
+    assert ids(data[1]) == [2, 3]
+    assert ids(data[0]) == ids(data[2]) == [1]
+    assert cells_widget.table["plane"].tolist() == [0, 1, 1, 2]
+
+
+def test_docked_from_the_manifest(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-milseg", "Edit and measure cells")
+    assert isinstance(widget, CellsWidget)
