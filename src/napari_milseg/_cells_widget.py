@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -32,7 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._layers import layer_role, same_labels, source_image_name
+from ._layers import EDIT_DELAY_MS, EDIT_EVENTS, layer_role, same_labels, source_image_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -59,6 +60,10 @@ class CellsWidget(QWidget):
         self._watched_heatmap = None
         self._measured: np.ndarray | None = None  # labels the table was computed from
         self._points = None
+        self._edit_timer = QTimer(self)
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(EDIT_DELAY_MS)
+        self._edit_timer.timeout.connect(self._on_labels_changed)
         self._build()
         self._refresh_pickers()
         self._follow_active()
@@ -194,15 +199,11 @@ class CellsWidget(QWidget):
         """Listen to the picked labels (and heatmap) layer and refresh the table."""
         layer, heatmap = self.labels_layer, self.heatmap_layer
         if layer != self._watched:
-            if self._watched is not None:
-                for emitter in (self._watched.events.paint, self._watched.events.data,
-                                self._watched.events.set_data):
-                    emitter.disconnect(self._on_labels_changed)
-            if layer is not None:
-                layer.events.paint.connect(self._on_labels_changed)
-                layer.events.data.connect(self._on_labels_changed)
-                # undo/redo only refresh the layer
-                layer.events.set_data.connect(self._on_labels_changed)
+            for name in EDIT_EVENTS:
+                if self._watched is not None:
+                    getattr(self._watched.events, name).disconnect(self._on_labels_event)
+                if layer is not None:
+                    getattr(layer.events, name).connect(self._on_labels_event)
             self._watched = layer
             force = True
         if heatmap != self._watched_heatmap:
@@ -215,7 +216,10 @@ class CellsWidget(QWidget):
         if force:
             self.refresh()
 
-    def _on_labels_changed(self, event=None) -> None:
+    def _on_labels_event(self, event=None) -> None:
+        self._edit_timer.start()  # coalesce a brush drag's many events
+
+    def _on_labels_changed(self) -> None:
         layer = self.labels_layer
         if layer is not None and not same_labels(layer.data, self._measured):
             self.refresh()
@@ -341,12 +345,14 @@ class CellsWidget(QWidget):
             for plane, _old, new in updates:
                 data[plane] = new
             layer.data = data
+            self.refresh()
             return
         with layer.block_history():
             for plane, old, new in updates:
                 changed = np.nonzero(new != old)
                 index = tuple(np.full(changed[0].shape, i) for i in plane) + changed
                 layer.data_setitem(index, new[changed].astype(dtype))
+        self.refresh()
 
     # ------------------------------------------------------------ export
     def export(self, path, overwrite: bool = False) -> tuple[Path, Path] | None:

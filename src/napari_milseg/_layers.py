@@ -13,6 +13,17 @@ import numpy as np
 #: Key under which the plugin notes, in ``layer.metadata``, what a layer is.
 ROLE_KEY = "napari_milseg"
 
+#: Labels layer events after which its data may have changed. napari 0.9
+#: emits ``paint`` when an edit is recorded: after the write for a brush
+#: stroke or ``data_setitem`` in ``block_history``, but *before* it for a bare
+#: ``paint()``/``fill()`` call, which ``labels_update`` follows. Undo/redo only
+#: emit ``set_data``, replacing the array emits ``data``. Widgets therefore
+#: listen to all four, wait for the event loop, and compare the data.
+EDIT_EVENTS = ("paint", "labels_update", "set_data", "data")
+#: Milliseconds to wait after the last edit event before reacting (a brush
+#: drag fires many).
+EDIT_DELAY_MS = 60
+
 
 def layer_role(layer) -> str | None:
     """``"heatmap"`` or ``"cells"`` for layers this plugin made, else None."""

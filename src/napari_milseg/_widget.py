@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -36,6 +36,8 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from ._layers import (
+    EDIT_DELAY_MS,
+    EDIT_EVENTS,
     ROLE_KEY,
     free_name,
     label_planes,
@@ -121,6 +123,10 @@ class SegmentWidget(QWidget):
         self._worker = None
         self._job_image = None
         self._updating = False
+        self._edit_timer = QTimer(self)
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(EDIT_DELAY_MS)
+        self._edit_timer.timeout.connect(self._on_cells_edited)
         self._build()
         self._refresh_images()
         self._select_active()
@@ -238,6 +244,11 @@ class SegmentWidget(QWidget):
         return self._worker is not None
 
     @property
+    def model(self):
+        """The active model: a loaded ``MilModel``, or None for the bundled one."""
+        return self._model
+
+    @property
     def model_name(self) -> str:
         """Display name of the active model."""
         return self.model_label.text()
@@ -248,7 +259,9 @@ class SegmentWidget(QWidget):
         This is the hook for other widgets (the fine-tune widget): reach the
         docked Segment widget with
         ``_, seg = viewer.window.add_plugin_dock_widget("napari-milseg", "Segment cells")``
-        (it returns the open one, or opens it) and call ``seg.set_model(model)``.
+        (it returns the open one, or opens it), or without opening it with
+        ``viewer.window.dock_widgets.get("Segment cells (napari-milseg)")``,
+        and call ``seg.set_model(model)``. :attr:`model_changed` is emitted.
 
         Parameters
         ----------
@@ -478,7 +491,10 @@ class SegmentWidget(QWidget):
 
         layer = result.cells_layer
         alive = layer is not None and layer in self.viewer.layers
-        if alive and same_labels(layer.data, result.written):
+        untouched = alive and same_labels(layer.data, result.written)
+        # note what is written before writing: the layer's data event reads it
+        result.written = labels.copy()
+        if untouched:
             layer.data = labels
         else:
             image = result.image
@@ -488,6 +504,7 @@ class SegmentWidget(QWidget):
                     f"'{layer.name}' has hand edits, so it was kept as it is; "
                     f"the new cells are in '{name}'."
                 )
+                self._set_status(f"new cells written to '{name}'")
             layer = self.viewer.add_labels(
                 labels,
                 name=name,
@@ -495,10 +512,9 @@ class SegmentWidget(QWidget):
                 translate=image.translate,
                 metadata={ROLE_KEY: {"role": "cells", "image": image.name}},
             )
-            layer.events.paint.connect(self._on_cells_edited)
-            layer.events.data.connect(self._on_cells_edited)
+            for name in EDIT_EVENTS:
+                getattr(layer.events, name).connect(self._on_cells_event)
             result.cells_layer = layer
-        result.written = labels.copy()
         self._show_count(labels)
 
     def _show_count(self, labels: np.ndarray) -> None:
@@ -513,7 +529,10 @@ class SegmentWidget(QWidget):
             f"({min(counts)} to {max(counts)} per plane)"
         )
 
-    def _on_cells_edited(self, event=None) -> None:
+    def _on_cells_event(self, event=None) -> None:
+        self._edit_timer.start()  # coalesce a brush drag's many events
+
+    def _on_cells_edited(self) -> None:
         result = self._result()
         if result is None or result.cells_layer is None:
             return

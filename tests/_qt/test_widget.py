@@ -115,6 +115,7 @@ def test_sliders_relabel_the_cached_heatmap(viewer, widget, monkeypatch):
     monkeypatch.setattr(segmentation, "heatmap_steps", None)
     widget.inner_slider.setValue(0.7)
     assert not widget.running
+    assert "hand edits" not in widget.status_label.text()
     assert viewer.layers["img cells"] is cells
     np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.7, 0.5))
     assert n_cells(cells.data) == 2
@@ -142,7 +143,7 @@ def test_outer_is_kept_below_inner(widget):
     assert widget.outer == pytest.approx(0.01)
 
 
-def test_hand_edits_survive_slider_moves(viewer, widget, notes):
+def test_hand_edits_survive_slider_moves(qtbot, viewer, widget, notes):
     image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
     heatmap = two_blobs()
     widget.show_result(image, heatmap)
@@ -152,6 +153,7 @@ def test_hand_edits_survive_slider_moves(viewer, widget, notes):
     edited = np.array(cells.data, copy=True)
     assert edited[35, 55] == 9
 
+    qtbot.waitUntil(lambda: "hand edits" in widget.status_label.text())
     widget.inner_slider.setValue(0.7)
     np.testing.assert_array_equal(cells.data, edited)  # untouched
     assert names(viewer) == ["img", "img heatmap", "img cells", "img cells [2]"]
@@ -315,6 +317,25 @@ def test_model_chooser(widget, tmp_path, random_model_path, notes):
     widget.bundled_button.click()
     assert widget.model_name.startswith("bundled")
     assert changed == ["random.pt", widget.model_name]
+
+
+def test_missing_bundled_model_is_reported(
+    qtbot, viewer, widget, discs, tmp_path, monkeypatch, notes
+):
+    import napari_milseg.model as model
+
+    monkeypatch.setattr(model, "bundled_model_path", lambda: tmp_path / "missing.pt")
+    model._bundled.cache_clear()
+    try:
+        widget.set_model(None)
+        assert widget.model is None
+        viewer.add_image(discs, name="smear")
+        widget.segment()
+        wait_done(qtbot, widget)
+    finally:
+        model._bundled.cache_clear()
+    assert any("missing.pt does not exist" in text for text in errors(notes))
+    assert names(viewer) == ["smear"]
 
 
 def test_real_smear_with_a_weights_file(qtbot, viewer, widget, smear, random_model_path, notes):
