@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -34,6 +33,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._layers import EDIT_DELAY_MS, EDIT_EVENTS, layer_role, same_labels, source_image_name
+from ._widget import confirm_replace
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -260,6 +260,7 @@ class CellsWidget(QWidget):
         table = self.table
         names = list(table)
         rows = len(table[names[0]]) if names else 0
+        self.table_view.setUpdatesEnabled(False)
         self.table_view.clear()
         self.table_view.setColumnCount(len(names))
         self.table_view.setRowCount(rows)
@@ -267,6 +268,7 @@ class CellsWidget(QWidget):
         for col, name in enumerate(names):
             for row, value in enumerate(table[name]):
                 self.table_view.setItem(row, col, QTableWidgetItem(_fmt(value)))
+        self.table_view.setUpdatesEnabled(True)
         if not names:
             self.summary_label.setText("")
             return
@@ -406,19 +408,8 @@ class CellsWidget(QWidget):
             self, "Export cell table", default, "CSV (*.csv)",
             options=QFileDialog.Option.DontConfirmOverwrite,
         )
-        if not path:
-            return
-        existing = [str(p) for p in export_paths(path) if p.exists()]
-        overwrite = False
-        if existing:
-            answer = QMessageBox.question(
-                self, "Replace files?", "These files exist and would be replaced:\n"
-                + "\n".join(existing),
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
-            overwrite = True
-        self.export(path, overwrite=overwrite)
+        if path and confirm_replace(self, export_paths(path)):
+            self.export(path, overwrite=any(p.exists() for p in export_paths(path)))
 
 
 def export_paths(path) -> tuple[Path, Path]:

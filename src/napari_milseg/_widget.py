@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -644,12 +645,28 @@ class SegmentWidget(QWidget):
     def _ask_export(self) -> None:
         layer = self.cells_layer
         default = f"{layer.name.replace(' ', '_')}.tif" if layer is not None else "labels.tif"
-        # Qt's save dialog asks before replacing an existing file
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export labels", default, "TIFF (*.tif *.tiff)"
+            self, "Export labels", default, "TIFF (*.tif *.tiff)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
         )
-        if path:
-            self.export_labels(path, overwrite=True)
+        if not path:
+            return
+        path = Path(path)
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            path = path.with_name(path.name + ".tif")
+        if confirm_replace(self, [path]):
+            self.export_labels(path, overwrite=path.exists())
+
+
+def confirm_replace(parent, paths) -> bool:
+    """Ask before replacing files; True if none exists or the user agrees."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if not existing:
+        return True
+    answer = QMessageBox.question(
+        parent, "Replace files?", "These files exist and would be replaced:\n" + "\n".join(existing)
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def _is_image(layer) -> bool:

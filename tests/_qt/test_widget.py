@@ -223,6 +223,32 @@ def test_export_round_trip_and_no_silent_overwrite(viewer, widget, tmp_path, not
     assert tifffile.imread(path)[5, 5] == 7
 
 
+def test_export_dialog_asks_before_replacing(viewer, widget, tmp_path, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog, QMessageBox
+
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    widget.show_result(image, two_blobs())
+    target = tmp_path / "cells.tif"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    asked = []
+
+    def no(*args):
+        asked.append(args[2])
+        return QMessageBox.StandardButton.No
+
+    widget.export_button.click()  # nothing there yet: written without asking
+    assert asked == []
+    np.testing.assert_array_equal(tifffile.imread(target), viewer.layers["img cells"].data)
+    target.write_bytes(b"precious")
+    monkeypatch.setattr(QMessageBox, "question", no)
+    widget.export_button.click()
+    assert len(asked) == 1 and str(target) in asked[0]
+    assert target.read_bytes() == b"precious"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
+    widget.export_button.click()
+    np.testing.assert_array_equal(tifffile.imread(target), viewer.layers["img cells"].data)
+
+
 def test_export_before_segmenting_explains(widget, tmp_path, notes):
     assert widget.export_labels(tmp_path / "x.tif") is None
     assert any("segment" in text.lower() for text in errors(notes))
