@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         heatmaps.append(result.heatmap)
         boxes.append(read_voc(annotation_for(path)))
     matches = [match(centroids(ms.label_cells(h, args.inner, args.outer)), b)
-               for h, b in zip(heatmaps, boxes)]
+               for h, b in zip(heatmaps, boxes, strict=True)]
     summary = summarise(matches)
     summary["seconds_per_image"] = float(np.median(times))
     report = {
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
                 if outer >= inner:
                     continue
                 ms_ = [match(centroids(ms.label_cells(h, inner, outer)), b)
-                       for h, b in zip(heatmaps, boxes)]
+                       for h, b in zip(heatmaps, boxes, strict=True)]
                 s = summarise(ms_)
                 grid.append({"inner": inner, "outer": outer, **s})
                 print(_line(f"{inner:.2f}/{outer:.2f}", s))

@@ -7,7 +7,6 @@ from napari_milseg.negatives import (
     estimate_foreground,
     synthesize_negative,
 )
-
 from smears import disc, smear
 
 

@@ -9,7 +9,6 @@ from napari_milseg.selftrain import (
     cut_patches,
     labels_to_masks,
 )
-
 from smears import disc
 
 

@@ -84,8 +84,8 @@ def heatmap_steps(
     done = 0
     yield Progress(0, total, "heatmap")
     with torch.inference_mode():
-        for (y0, y1), wy in zip(spans_y, weights_y):
-            for (x0, x1), wx in zip(spans_x, weights_x):
+        for (y0, y1), wy in zip(spans_y, weights_y, strict=True):
+            for (x0, x1), wx in zip(spans_x, weights_x, strict=True):
                 crop = to_rgb_float(image[y0:y1, x0:x1], value_range, rgb)
                 prob = predict_tile(model, crop, scale)
                 out[y0:y1, x0:x1] += prob * (wy[:, None] * wx[None, :])
@@ -127,7 +127,9 @@ def predict_tile(model, rgb: np.ndarray, scale: float) -> np.ndarray:
     x = torch.from_numpy(rgb).to(model.device).permute(2, 0, 1)[None]
     hn, wn = max(1, round(h * scale)), max(1, round(w * scale))
     if (hn, wn) != (h, w):
-        x = F.interpolate(x, size=(hn, wn), mode="bilinear", align_corners=False, antialias=scale < 1)
+        x = F.interpolate(
+            x, size=(hn, wn), mode="bilinear", align_corners=False, antialias=scale < 1
+        )
     ph, pw = (-hn) % INPUT_MULTIPLE, (-wn) % INPUT_MULTIPLE
     x = normalise(x)
     if ph or pw:
@@ -202,4 +204,4 @@ def blend_weights(length: int, spans: list[tuple[int, int]]) -> list[np.ndarray]
         w = np.maximum(w, 1e-6)
         raw.append(w)
         total[start:stop] += w
-    return [(w / total[s:e]).astype(np.float32) for w, (s, e) in zip(raw, spans)]
+    return [(w / total[s:e]).astype(np.float32) for w, (s, e) in zip(raw, spans, strict=True)]

@@ -115,8 +115,9 @@ def confident_cells(
 
     1. The model's own split (:func:`label_cells` at 0.8 / 0.5). A cut is
        believed only where the heatmap dips along it (its highest point, the
-       saddle between the two cores, below ``max_cut_level``): on a saturated map the watershed line between two
-       cores is arbitrary and would halve cells.
+       saddle between the two cores, below ``max_cut_level``): on a saturated
+       map the watershed line between two cores is arbitrary and would halve
+       cells.
     2. Inside what tier 1 left unresolved, a shape prior: the region is split
        at its distance-transform peaks, and a piece is kept only if the neck
        joining it to its neighbours is narrow (at most ``max_neck`` of its own

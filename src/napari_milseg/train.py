@@ -122,12 +122,12 @@ def train_steps(
 
     yield Progress(0, 1, "preparing negatives")
     foreground = [estimate_foreground(image, NET_DIAMETER) for image in pos_net]
-    lights = [background_light(img, fg, NET_DIAMETER) for img, fg in zip(pos_net, foreground)]
+    lights = [background_light(img, fg, NET_DIAMETER) for img, fg in zip(pos_net, foreground, strict=True)]
     synthesized = not neg_net
     if synthesized:
         neg_net = [
             synthesize_negative(img, fg, NET_DIAMETER, rng, light)
-            for img, fg, light in zip(pos_net, foreground, lights)
+            for img, fg, light in zip(pos_net, foreground, lights, strict=True)
             for _ in range(NEGATIVES_PER_POSITIVE)
         ]
 
@@ -302,7 +302,7 @@ class _Data:
         import torch
 
         with torch.inference_mode():
-            for image, fg, (light, _) in zip(self.positives, self.foreground, self.lights):
+            for image, fg, (light, _) in zip(self.positives, self.foreground, self.lights, strict=True):
                 heat = predict_tile(model, image, 1.0)
                 c, k = confident_cells(heat, fg > 0.5, NET_DIAMETER)
                 cells.append(c)
@@ -355,7 +355,7 @@ def _sample(arrays, modes, rng):
     """Resize one sample's arrays to ``CROP`` and flip/turn them together."""
     from .augment import geometric
 
-    tensors = [_tensor(a, CROP, m) for a, m in zip(arrays, modes)]
+    tensors = [_tensor(a, CROP, m) for a, m in zip(arrays, modes, strict=True)]
     return geometric(tensors, rng)
 
 

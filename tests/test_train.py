@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from napari_milseg.params import MIN_POSITIVES, TrainParams
+from napari_milseg.train import train, train_steps
+from smears import smear
+
+
+def _smears(n, seed=0, shape=(96, 128)):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        centres = [tuple(int(v) for v in rng.integers(14, (shape[0] - 14, shape[1] - 14)))
+                   for _ in range(3)]
+        rgb, _ = smear(shape=shape, centres=centres, radius=12, seed=seed * 100 + i)
+        out.append((rgb * 255).astype(np.uint8))
+    return out
+
+
+TINY = TrainParams(epochs=2, warmup_epochs=1, batch_size=2, crops_per_image=1, diameter=24)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"warmup_epochs": 5, "epochs": 2}, "warmup_epochs"),
+        ({"learning_rate": 2.0}, "learning_rate"),
+        ({"diameter": -3}, "diameter"),
+    ],
+)
+def test_train_params_reject_bad_values(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        TrainParams(**kwargs)
+
+
+def test_too_few_positives_names_the_minimum():
+    with pytest.raises(ValueError, match=f"at least {MIN_POSITIVES}"):
+        next(train_steps(_smears(MIN_POSITIVES - 1), params=TINY, init="scratch"))
+
+
+def test_tiny_training_run_reports_progress_and_returns_a_model():
+    reports = []
+    steps = train_steps(_smears(4), params=TINY, init="scratch")
+    while True:
+        try:
+            reports.append(next(steps))
+        except StopIteration as stop:
+            model = stop.value
+            break
+    epoch_ends = [r for r in reports if r.info.get("epoch_done")]
+    assert [r.info["epoch"] for r in epoch_ends] == [1, 2]
+    assert [r.info["stage"] for r in epoch_ends] == ["MIL", "self-training"]
+    assert all(np.isfinite(r.info["loss"]) for r in reports if "loss" in r.info)
+    # steps only move forward and end at the total
+    training = [r for r in reports if "loss" in r.info and not r.info.get("epoch_done")]
+    assert [r.step for r in training] == sorted(r.step for r in training)
+    assert training[-1].step == training[-1].total
+    # every epoch end carries a usable snapshot, separate from the final model
+    snapshot = epoch_ends[0].info["model"]
+    assert snapshot is not model and snapshot.net is not model.net
+    assert model.diameter == 24
+    assert model.card["epochs"] == 2 and model.card["init"] == "scratch"
+    assert model.card["positive_images"] == 4
+    assert model.card["negatives"] == "synthesized from positives"
+    assert not model.net.training
+
+
+def test_given_negatives_are_used_instead_of_synthesized_ones():
+    negatives = [np.full((96, 128, 3), 220, np.uint8) for _ in range(2)]
+    model = train(_smears(4), negatives, TINY, init="scratch")
+    assert model.card["negatives"] == "given"
+    assert model.card["negative_images"] == 2
+
+
+def test_fine_tuning_never_changes_the_loaded_model():
+    import torch
+
+    from napari_milseg.model import load_model
+
+    bundled = load_model(None)
+    before = {k: v.clone() for k, v in bundled.net.state_dict().items()}
+    tuned = train(_smears(4), params=TINY)
+    after = bundled.net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert tuned.net is not bundled.net
+    assert tuned.card["init"] == bundled.name
+
+
+def test_same_seed_same_model():
+    import torch
+
+    a = train(_smears(4), params=TINY, init="scratch")
+    b = train(_smears(4), params=TINY, init="scratch")
+    for (k, va), vb in zip(a.net.state_dict().items(), b.net.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+
+
+@pytest.mark.slow
+def test_mil_learns_cells_from_image_labels_only():
+    """Trained on synthetic smears with image-level labels, cells outscore background."""
+    from napari_milseg.heatmap import predict_heatmap
+
+    images = _smears(8, seed=1)
+    model = train(images, params=TrainParams(epochs=6, warmup_epochs=6, batch_size=8,
+                                             crops_per_image=4, diameter=24), init="scratch")
+    test, truth = smear(shape=(96, 128), centres=((30, 40), (66, 90)), radius=12, seed=99)
+    heat = predict_heatmap((test * 255).astype(np.uint8), model)
+    assert heat[truth > 0].mean() > heat[truth == 0].mean() + 0.3
