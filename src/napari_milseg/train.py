@@ -122,7 +122,10 @@ def train_steps(
 
     yield Progress(0, 1, "preparing negatives")
     foreground = [estimate_foreground(image, NET_DIAMETER) for image in pos_net]
-    lights = [background_light(img, fg, NET_DIAMETER) for img, fg in zip(pos_net, foreground, strict=True)]
+    lights = [
+        background_light(img, fg, NET_DIAMETER)
+        for img, fg in zip(pos_net, foreground, strict=True)
+    ]
     synthesized = not neg_net
     if synthesized:
         neg_net = [
@@ -302,7 +305,8 @@ class _Data:
         import torch
 
         with torch.inference_mode():
-            for image, fg, (light, _) in zip(self.positives, self.foreground, self.lights, strict=True):
+            sources = zip(self.positives, self.foreground, self.lights, strict=True)
+            for image, fg, (light, _) in sources:
                 heat = predict_tile(model, image, 1.0)
                 c, k = confident_cells(heat, fg > 0.5, NET_DIAMETER)
                 cells.append(c)
