@@ -34,8 +34,11 @@ def test_tile_spans_cover_the_image_with_overlap(length, tile, overlap):
         assert spans == [(0, length)]
         return
     least = min(int(np.ceil(overlap)), size // 2)
+    # as few spans as the overlap allows, all of one length, no longer than the tile
+    assert len(spans) == int(np.ceil((length - least) / (size - least)))
+    lengths = {stop - start for start, stop in spans}
+    assert len(lengths) == 1 and lengths.pop() <= size
     for (start, stop), (next_start, _) in zip(spans, spans[1:], strict=False):
-        assert stop - start == size
         assert start < next_start
         assert stop - next_start >= least
     covered = np.zeros(length, dtype=int)

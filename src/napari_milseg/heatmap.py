@@ -143,20 +143,23 @@ def predict_tile(model, rgb: np.ndarray, scale: float) -> np.ndarray:
 
 
 def tile_spans(length: int, tile: float, overlap: float) -> list[tuple[int, int]]:
-    """Split ``range(length)`` into overlapping spans of about ``tile`` pixels.
+    """Split ``range(length)`` into overlapping spans of at most ``tile`` pixels.
+
+    As few spans as the overlap allows are used, and they are made only as
+    long as needed to cover ``length`` with that overlap, so no pixel is
+    computed more often than necessary.
 
     Parameters
     ----------
     length : int
         Image side in pixels.
     tile, overlap : float
-        Span length and least overlap between neighbours, in pixels.
+        Longest span and least overlap between neighbours, in pixels.
 
     Returns
     -------
     list of (start, stop)
-        Spans covering ``[0, length)``, evenly spread, each ``tile`` long
-        (or ``length`` if shorter).
+        Spans of equal length covering ``[0, length)``, evenly spread.
 
     Examples
     --------
@@ -164,12 +167,15 @@ def tile_spans(length: int, tile: float, overlap: float) -> list[tuple[int, int]
     [(0, 100)]
     >>> tile_spans(100, 60, 20)
     [(0, 60), (40, 100)]
+    >>> tile_spans(100, 80, 20)
+    [(0, 60), (40, 100)]
     """
     size = int(math.ceil(tile))
     if length <= size:
         return [(0, length)]
     overlap = min(int(math.ceil(overlap)), size // 2)
     count = int(math.ceil((length - overlap) / (size - overlap)))
+    size = min(size, int(math.ceil((length + (count - 1) * overlap) / count)))
     starts = np.round(np.linspace(0, length - size, count)).astype(int)
     return [(int(s), int(s) + size) for s in starts]
 

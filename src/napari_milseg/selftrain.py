@@ -109,16 +109,16 @@ def confident_cells(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The model's own cells it can be trusted on, and sure background.
 
-    Cells are looked for where the model (heatmap above 0.5) and the colour
-    foreground agree, which trims a saturated heatmap's wide edges to the
-    cell outline, in two tiers:
+    Cells are looked for in two tiers:
 
-    1. The model's own split (:func:`label_cells` at 0.8 / 0.5). A cut is
+    1. The model's own split (:func:`label_cells` at 0.8 / 0.5), where the
+       model (heatmap above 0.5) and the colour foreground agree, which trims
+       a saturated heatmap's wide edges to the cell outline. A cut is
        believed only where the heatmap dips along it (its highest point, the
        saddle between the two cores, below ``max_cut_level``): on a saturated
        map the watershed line between two cores is arbitrary and would halve
        cells.
-    2. Inside what tier 1 left unresolved, a shape prior: the region is split
+    2. Inside the rest of the colour foreground, a shape prior: it is split
        at its distance-transform peaks, and a piece is kept only if the neck
        joining it to its neighbours is narrow (at most ``max_neck`` of its own
        inscribed radius), as between two round cells that merely touch.
@@ -162,8 +162,10 @@ def confident_cells(
     keep &= _border_level(candidates, heatmap) <= max_cut_level
     model_cells = keep[candidates]
 
-    # tier 2: split the rest at distance-transform peaks
-    rest = mask & ~ndi.binary_dilation(model_cells)
+    # tier 2: split the rest at distance-transform peaks. It works on the colour
+    # foreground alone, so that objects the model has stopped seeing (small
+    # platelets next to red cells, say) can still come back as confident cells
+    rest = foreground & ~ndi.binary_dilation(model_cells)
     dist = ndi.distance_transform_edt(np.pad(rest, 1))[1:-1, 1:-1]
     peaks = peak_local_max(
         dist,
