@@ -10,16 +10,21 @@ Exit codes
 ----------
 0
     Done (for ``segment``: at least one image has its outputs; files that
-    could not be processed were reported).
+    could not be processed were reported; for ``train``: the model and its
+    card are written).
 1
-    Nothing could be processed (no image found, or every image failed).
+    Nothing could be processed (no image found, or every image failed); for
+    ``train``: the model could not be written to ``--out`` at the end (it is
+    saved under another name, which the message gives).
 2
     Bad usage or set-up: bad arguments, an unusable model file, an output
-    folder that cannot be written.
+    folder that cannot be written, too few or no readable training images.
 3
     An unexpected internal error (a bug; ``--debug`` shows the traceback).
 130
     Interrupted (Ctrl-C); finished outputs are complete, run again to resume.
+    ``train`` saves the last finished epoch's model to ``--out`` first (if
+    an epoch finished).
 
 Messages go to stderr, one line each, without tracebacks unless ``--debug``.
 """
@@ -249,10 +254,286 @@ def run_segment(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_NOTHING_DONE
 
 
+# --- train ---------------------------------------------------------------
+
+
+def _device(text: str) -> str:
+    import re
+
+    if text in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda (or cuda:N) or mps, got {text!r}")
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def add_train_command(subparsers, common: argparse.ArgumentParser) -> None:
+    """Register ``milseg train``."""
+    from .params import MIN_POSITIVES, TrainParams
+
+    defaults = TrainParams()
+    p = subparsers.add_parser(
+        "train",
+        parents=[common],
+        help="train or fine-tune a model from images labelled only as with/without cells",
+        description=(
+            "Fine-tune the bundled model (or --init PATH, or --from-scratch) on positive "
+            "images (with cells) and, optionally, negative images (background only; when "
+            "none are given they are synthesized from the positives). PATH may be a folder "
+            "(its image files, not recursively), an image file, or a .txt list of image "
+            "paths (one per line, relative to the list, # for comments). Files that are not "
+            f"readable images are skipped and counted. At least {MIN_POSITIVES} positive "
+            "images are needed. Writes the model to --out and its card (data, counts, "
+            "command, date, time, machine) to the same name with .json. Ctrl-C saves the "
+            "last finished epoch's model (its card says 'interrupted_after_epoch')."
+        ),
+    )
+    p.add_argument(
+        "--positive", "-p", nargs="+", required=True, action="extend", metavar="PATH",
+        help="folders, image files or .txt lists of images that contain cells",
+    )
+    p.add_argument(
+        "--negative", "-n", nargs="+", default=[], action="extend", metavar="PATH",
+        help="folders, image files or .txt lists of background-only images "
+        "(default: synthesized from the positives)",
+    )
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
+        "--init", default=None, metavar="PATH",
+        help="model file to start from (default: the bundled model)",
+    )
+    start.add_argument(
+        "--from-scratch", action="store_true", help="start from a new, untrained network"
+    )
+    p.add_argument("--out", "-o", required=True, metavar="PATH",
+                   help="model file to write (e.g. mylab.pt); the card goes to mylab.json")
+    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, metavar="N",
+                   help=f"passes over the positive images (default {defaults.epochs})")
+    p.add_argument(
+        "--warmup-epochs", type=_whole, default=None, metavar="N",
+        help="leading epochs of MIL alone before self-training (default: 2 when "
+        "fine-tuning, half the epochs from scratch)",
+    )
+    p.add_argument("--lr", type=_positive_float, default=None, metavar="F",
+                   help="learning rate (default 3e-4 when fine-tuning, 1e-3 from scratch)")
+    p.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
+                   metavar="N", help=f"positive crops per step (default {defaults.batch_size})")
+    p.add_argument(
+        "--crops-per-image", type=_positive_int, default=defaults.crops_per_image, metavar="N",
+        help=f"crops drawn from each positive image per epoch (default "
+        f"{defaults.crops_per_image})",
+    )
+    p.add_argument(
+        "--diameter", type=_positive_float, default=None, metavar="PX",
+        help="cell diameter in the training images, in pixels (default: estimated from them)",
+    )
+    p.add_argument("--seed", type=_whole, default=defaults.seed, metavar="N",
+                   help=f"random seed (default {defaults.seed})")
+    p.add_argument("--device", type=_device, default=defaults.device, metavar="DEVICE",
+                   help="auto (GPU if any), cpu or cuda (default auto)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing model file and card at --out")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Carry out ``milseg train``; returns the exit code."""
+    import shlex
+    import time
+
+    from .card import DestinationError, DestinationExistsError, check_destination
+
+    started = time.time()
+    command = shlex.join([PROG, *(args.argv if args.argv is not None else sys.argv[1:])])
+    from .params import TrainParams
+
+    try:
+        params = TrainParams(
+            epochs=args.epochs, warmup_epochs=args.warmup_epochs, learning_rate=args.lr,
+            batch_size=args.batch_size, crops_per_image=args.crops_per_image,
+            diameter=args.diameter, seed=args.seed, device=args.device,
+        )
+    except ValueError as err:
+        raise CliError(str(err)) from err
+    try:
+        out = check_destination(args.out, args.overwrite)
+    except DestinationExistsError as err:
+        raise CliError(f"{err} (choose another --out, or pass --overwrite)") from err
+    except DestinationError as err:
+        raise CliError(str(err)) from err
+
+    try:
+        init = _train_init(args, params.device)
+        positives, negatives = _train_images(args)
+        # _train_loop catches Ctrl-C itself once its loop runs; one that comes while
+        # it is still setting up lands here, before anything could be saved
+        model, done = _train_loop(positives, negatives, params, init)
+    except KeyboardInterrupt:
+        _say("interrupted before training started; nothing was saved")
+        return EXIT_INTERRUPTED
+    return _save_training(model, out, positives, negatives, command, started, args, done)
+
+
+def _train_init(args: argparse.Namespace, device: str):
+    """The starting model, loaded before any image is read so a bad file fails fast."""
+    from .model import ModelError, bundled_model_path, choose_device, load_model
+
+    try:
+        where = choose_device(device)
+        if where.type == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise CliError(f"--device {device}: no CUDA GPU is available here")
+    except (RuntimeError, ValueError) as err:
+        raise CliError(f"--device {device}: {err}") from err
+    if args.from_scratch:
+        return "scratch"
+    try:
+        return load_model(args.init, device)
+    except ModelError as err:
+        if args.init is None and not bundled_model_path().exists():
+            raise CliError(
+                "the bundled model is not installed; start --from-scratch or --init PATH"
+            ) from err
+        raise CliError(str(err)) from err
+
+
+def _train_images(args: argparse.Namespace):
+    from tqdm import tqdm
+
+    from .dataset import DatasetError, read_images_steps, require_positives
+    from .progress import run
+
+    sets = []
+    for what, inputs in (("positive", args.positive), ("negative", args.negative)):
+        if not inputs:
+            sets.append(None)
+            continue
+        bar = tqdm(desc=f"reading {what} images", unit="file", file=sys.stderr, disable=None,
+                   dynamic_ncols=True, leave=False)
+
+        def show(report, bar=bar):
+            bar.total = report.total
+            bar.update(report.step - bar.n)
+
+        try:
+            images = run(read_images_steps(inputs, what), show)
+        except DatasetError as err:
+            raise CliError(str(err)) from err
+        finally:
+            bar.close()
+        _say(f"{what} images: {images.summary()}")
+        sets.append(images)
+    positives, negatives = sets
+    try:
+        require_positives(positives)
+    except DatasetError as err:
+        raise CliError(str(err)) from err
+    return positives, negatives
+
+
+def _train_loop(positives, negatives, params, init):
+    """Run training with a progress bar; returns (model, completed) where model may be
+    the last finished epoch's (completed False) or None after an early Ctrl-C."""
+    from tqdm import tqdm
+
+    from .model import ModelError
+    from .preprocess import ImageError
+    from .train import train_steps
+
+    steps = train_steps(
+        list(positives.images), list(negatives.images) if negatives else None, params, init
+    )
+    bar = tqdm(desc="training", unit="step", file=sys.stderr, disable=None, dynamic_ncols=True)
+    last = None
+    try:
+        while True:
+            try:
+                report = next(steps)
+            except StopIteration as stop:
+                return stop.value, True
+            info = report.info
+            if report.total > 1:
+                bar.total = report.total
+                bar.update(report.step - bar.n)
+            if info.get("epoch_done"):
+                last = info["model"]
+                _say(f"{report.message}: mean loss {info['loss']:.4f}")
+            elif "loss" in info:
+                bar.set_postfix_str(
+                    f"epoch {info['epoch']}/{params.epochs} {info['stage']} "
+                    f"loss {info['loss']:.3f}", refresh=False,
+                )
+            else:
+                bar.set_postfix_str(report.message, refresh=True)
+    except KeyboardInterrupt:
+        steps.close()
+        return last, False
+    except (ImageError, ModelError, ValueError) as err:
+        raise CliError(str(err)) from err
+    except MemoryError as err:
+        raise CliError(
+            "not enough memory to train; use fewer or smaller images, or a smaller "
+            "--batch-size"
+        ) from err
+    finally:
+        bar.close()
+
+
+def _save_training(model, out, positives, negatives, command, started, args, done) -> int:
+    from .card import save_trained, training_card
+
+    if model is None:
+        _say("interrupted before the first epoch finished; nothing was saved")
+        return EXIT_INTERRUPTED
+    epochs = model.card.get("epochs")
+    card = training_card(
+        model, positives, negatives, command=command, started=started,
+        interrupted_after_epoch=None if done else epochs,
+    )
+    try:
+        path, meta = save_trained(model, out, card, overwrite=args.overwrite)
+    except (OSError, ValueError) as err:
+        rescue = _rescue(model, out, card)
+        raise CliError(
+            f"could not write {out}: {err}; "
+            + (f"the model was saved to {rescue} instead" if rescue else "the model is lost"),
+            EXIT_NOTHING_DONE,
+        ) from err
+    if done:
+        _say(f"model written to {path} (card: {meta}) after {card.get('wall_seconds')} s")
+        return EXIT_OK
+    _say(f"interrupted: the model after epoch {epochs} was written to {path} (card: {meta})")
+    return EXIT_INTERRUPTED
+
+
+def _rescue(model, out: Path, card: dict) -> Path | None:
+    """Save a finished model somewhere else when its destination failed at the end."""
+    import tempfile
+    import time
+
+    from .card import save_trained
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{Path(out).stem}-rescued-{stamp}{Path(out).suffix or '.pt'}"
+    for folder in (Path(out).parent, Path(tempfile.gettempdir())):
+        try:
+            return save_trained(model, folder / name, card)[0]
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 # --- the parser ----------------------------------------------------------
 
 #: Functions that register one subcommand each: ``f(subparsers, common)``.
-COMMANDS: tuple[Callable[..., None], ...] = (add_segment_command,)
+COMMANDS: tuple[Callable[..., None], ...] = (add_segment_command, add_train_command)
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -288,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit code (see the module docstring).
     """
     args = build_parser().parse_args(argv)
+    args.argv = argv
     debug = getattr(args, "debug", False)
     try:
         return int(args.func(args))

@@ -1,0 +1,923 @@
+"""The "Fine-tune model" dock widget: adapt the model to a lab's own smears.
+
+Wiring only. The images are read by :mod:`napari_milseg.dataset`, the
+network is trained by :func:`napari_milseg.train.train_steps` (the same code
+as ``milseg train``), and the model and its card are written by
+:mod:`napari_milseg.card`; all of it runs in a napari ``thread_worker``, so
+reading hundreds of files or training for minutes never blocks the viewer.
+
+At the end of every epoch the worker reports a copy of the model so far;
+the widget keeps the latest one, so **Cancel** loses at most the epoch in
+progress and offers to save and use the last finished one. A finished model
+is saved where the user chose and becomes the active model of the
+"Segment cells" widget, which shows it and has the way back to the bundled
+model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import QEvent, QPointF, QSize, Qt, Signal
+from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._layers import layer_role
+from .params import MIN_POSITIVES, TrainParams, check_diameter
+
+if TYPE_CHECKING:  # pragma: no cover
+    import napari
+
+#: Choices of the starting model, in the order shown.
+START_ACTIVE = "active model (Segment cells)"
+START_BUNDLED = "bundled model"
+START_FILE = "model file…"
+#: What the card says made the model.
+MADE_WITH = "napari Fine-tune panel"
+#: Default file name offered when choosing where to save.
+DEFAULT_NAME = "milseg_finetuned.pt"
+_BAD = "border: 1px solid #d33;"
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A run that ended with a message for the user instead of a model."""
+
+    message: str
+
+
+@dataclass
+class _Done:
+    """A finished run: the model, and where it was saved (or why not)."""
+
+    model: Any
+    card: dict
+    path: Path | None = None
+    card_path: Path | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Pending:
+    """A model not (yet) saved: the last good epoch after Cancel, or an unsaved result."""
+
+    model: Any
+    positives: Any
+    negatives: Any
+    started: float
+    command: str | None
+    interrupted_after_epoch: int | None
+
+
+def _finetune_job(
+    positive_inputs: list[str],
+    negative_inputs: list[str],
+    layers: list[tuple[Any, str, bool]],
+    params: TrainParams,
+    init,
+    out: Path,
+    overwrite: bool,
+    command: str | None,
+):
+    """Worker body: read the images, train, save; yields Progress throughout.
+
+    Problems with the user's input (folders, images, model file, too few
+    images) come back as a :class:`_Failure`; anything else is a bug and
+    propagates to napari.
+    """
+    from .card import save_trained, training_card
+    from .dataset import (
+        DatasetError,
+        ImageSet,
+        images_from_arrays,
+        read_images_steps,
+        require_positives,
+    )
+    from .model import ModelError, load_model
+    from .preprocess import ImageError
+    from .progress import Progress
+    from .train import train_steps
+
+    started = time.time()
+    try:
+        positives = ImageSet()
+        if positive_inputs:
+            positives = yield from read_images_steps(positive_inputs, "positive")
+        if layers:
+            yield Progress(0, 1, "taking the open image layers")
+            data, names, rgb = zip(*layers, strict=True)
+            positives = positives + images_from_arrays(
+                data, names, rgb, source="open image layers"
+            )
+        require_positives(positives)
+        negatives = None
+        if negative_inputs:
+            negatives = yield from read_images_steps(negative_inputs, "negative")
+        yield Progress(0, 1, "images read", {"positives": positives, "negatives": negatives,
+                                             "started": started})
+        if not (isinstance(init, str) and init == "scratch"):
+            yield Progress(0, 1, "loading the starting model")
+            init = load_model(init, params.device)
+        model = yield from train_steps(
+            list(positives.images), list(negatives.images) if negatives else None, params, init
+        )
+    except (DatasetError, ImageError, ModelError) as err:
+        return _Failure(str(err))
+    except ValueError as err:  # train_steps: too few or unusable images
+        return _Failure(str(err))
+    except MemoryError:
+        return _Failure(
+            "not enough memory to train; use fewer or smaller images, or tick fewer layers"
+        )
+    yield Progress(1, 1, "saving the model")
+    card = training_card(model, positives, negatives, command=command, started=started,
+                         made_with=MADE_WITH)
+    try:
+        path, meta = save_trained(model, out, card, overwrite=overwrite)
+    except (OSError, ValueError) as err:
+        return _Done(model, card, error=f"could not save the model to {out}: {err}")
+    return _Done(model, card, path, meta)
+
+
+class LossPlot(QWidget):
+    """A light sparkline of the training loss: per step (thin) and per epoch (dots).
+
+    Drawn with QPainter: no plotting library is loaded for it.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.steps: list[float] = []
+        self.epochs: list[tuple[int, float]] = []  # (steps done, mean loss)
+        self.total = 0
+        self.setMinimumHeight(70)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip("Training loss: thin line per step, dots per epoch (mean)")
+
+    def sizeHint(self) -> QSize:
+        return QSize(240, 90)
+
+    def clear(self, total: int = 0) -> None:
+        self.steps, self.epochs, self.total = [], [], total
+        self.update()
+
+    def add_step(self, loss: float, total: int | None = None) -> None:
+        if total:
+            self.total = total
+        if math.isfinite(loss):
+            self.steps.append(float(loss))
+            self.update()
+
+    def add_epoch(self, loss: float) -> None:
+        if math.isfinite(loss):
+            self.epochs.append((len(self.steps), float(loss)))
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        try:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            text = self.palette().windowText().color()
+            rect = self.rect().adjusted(4, 4, -4, -4)
+            if not self.steps:
+                painter.setPen(text)
+                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "loss appears here")
+                return
+            values = self.steps + [v for _, v in self.epochs]
+            low, high = min(values), max(values)
+            if high - low < 1e-9:
+                low, high = low - 0.5, high + 0.5
+            n = max(self.total, len(self.steps), 2)
+
+            def point(i: float, v: float) -> QPointF:
+                x = rect.left() + rect.width() * (i / (n - 1) if n > 1 else 0)
+                y = rect.bottom() - rect.height() * (v - low) / (high - low)
+                return QPointF(x, y)
+
+            faint = QColor(text)
+            faint.setAlpha(110)
+            painter.setPen(QPen(faint, 1))
+            painter.drawPolyline(QPolygonF([point(i, v) for i, v in enumerate(self.steps)]))
+            accent = QColor(255, 140, 0)
+            painter.setPen(QPen(accent, 2))
+            marks = [point(max(i - 1, 0), v) for i, v in self.epochs]
+            if len(marks) > 1:
+                painter.drawPolyline(QPolygonF(marks))
+            painter.setBrush(accent)
+            for p in marks:
+                painter.drawEllipse(p, 3, 3)
+            painter.setPen(text)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight,
+                             f"{high:.3g}")
+            painter.drawText(rect, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight,
+                             f"{low:.3g}")
+        finally:
+            painter.end()
+
+
+class FinetuneWidget(QWidget):
+    """Dock widget: fine-tune the model on folders of positive (and negative) images.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer whose image layers may serve as positives and whose
+        "Segment cells" widget receives the new model.
+
+    Attributes
+    ----------
+    advanced : dict
+        Further :class:`~napari_milseg.params.TrainParams` fields the panel
+        does not show (``batch_size``, ``crops_per_image``, ``seed``,
+        ``warmup_epochs``, ``device``), for scripts and tests; empty uses
+        the defaults, as ``milseg train`` does.
+
+    Signals
+    -------
+    model_saved(str)
+        Emitted with the path of a newly saved model.
+    """
+
+    model_saved = Signal(str)
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self._worker = None
+        self._run: dict[str, Any] = {}
+        self._last_model = None
+        self._last_epoch = 0
+        self._pending: _Pending | None = None
+        self._overwrite_ok: str | None = None  # a path the user agreed to replace
+        self._saved: Path | None = None
+        self.advanced: dict[str, Any] = {}
+        self._build()
+        self._refresh_layers()
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._on_layers_changed)
+        layers.events.removed.connect(self._on_layers_changed)
+        self._check_inputs()
+
+    # ------------------------------------------------------------ layout
+    def _build(self) -> None:
+        self.positive_edit = QLineEdit()
+        self.positive_edit.setPlaceholderText("folder of images with cells")
+        self.positive_edit.setToolTip(
+            "A folder of images that contain cells (not searched recursively), an image "
+            "file, or a .txt list of image paths. Files that are not images are skipped."
+        )
+        self.negative_edit = QLineEdit()
+        self.negative_edit.setPlaceholderText("optional: background-only images")
+        self.negative_edit.setToolTip(
+            "Optional: images with no cells at all (empty background). Without them, "
+            "background-only images are synthesized from the positives."
+        )
+        self.use_layers = QCheckBox("also use open image layers as positives")
+        self.use_layers.toggled.connect(self._on_use_layers)
+        self.layers_list = QListWidget()
+        self.layers_list.setMaximumHeight(90)
+        self.layers_list.setToolTip("Ticked image layers are added to the positive images")
+        self.layers_list.itemChanged.connect(self._check_inputs)
+        self.layers_list.setEnabled(False)
+
+        defaults = TrainParams()
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin.setValue(defaults.epochs)
+        self.epochs_spin.setToolTip("Passes over the positive images")
+        self.lr_edit = QLineEdit()
+        self.lr_edit.setPlaceholderText("auto")
+        self.lr_edit.setToolTip(
+            "Learning rate; empty: 3e-4 when fine-tuning (1e-3 for a new network)"
+        )
+        self.diameter_edit = QLineEdit()
+        self.diameter_edit.setPlaceholderText("estimate from the images")
+        self.diameter_edit.setToolTip(
+            "Typical cell diameter in the training images, in pixels; empty estimates it"
+        )
+        self.start_combo = QComboBox()
+        self.start_combo.addItems([START_ACTIVE, START_BUNDLED, START_FILE])
+        self.start_combo.setToolTip("The model whose weights training starts from")
+        self.start_combo.currentTextChanged.connect(self._on_start_changed)
+        self.init_edit = QLineEdit()
+        self.init_edit.setPlaceholderText("model file (.pt)")
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("where to save the new model (.pt)")
+        self.out_edit.setToolTip(
+            "The new model file; its card (data, counts, epochs, time, date) is written "
+            "beside it with .json"
+        )
+
+        self.run_button = QPushButton("Fine-tune")
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
+        self.loss_plot = LossPlot()
+        self.keep_button = QPushButton("")
+        self.keep_button.setVisible(False)
+        self.keep_button.clicked.connect(lambda: self.keep_last_good())
+
+        form = QFormLayout()
+        form.addRow("positives", self._with_browse(self.positive_edit, self._ask_positive))
+        form.addRow("negatives", self._with_browse(self.negative_edit, self._ask_negative))
+        form.addRow("", self.use_layers)
+        form.addRow("", self.layers_list)
+        form.addRow("epochs", self.epochs_spin)
+        form.addRow("learning rate", self.lr_edit)
+        form.addRow("cell diameter", self.diameter_edit)
+        form.addRow("start from", self.start_combo)
+        self._init_row = self._with_browse(self.init_edit, self._ask_init)
+        form.addRow("", self._init_row)
+        form.addRow("save to", self._with_browse(self.out_edit, self._ask_out, "Choose…"))
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(self.keep_button)
+        layout.addStretch(1)
+        for edit in (self.positive_edit, self.negative_edit, self.lr_edit, self.diameter_edit,
+                     self.init_edit, self.out_edit):
+            edit.textChanged.connect(self._check_inputs)
+        self._on_start_changed(self.start_combo.currentText())
+
+    def _with_browse(self, edit: QLineEdit, slot, text: str = "Browse…") -> QWidget:
+        row = QWidget()
+        box = QHBoxLayout(row)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(edit, 1)
+        button = QPushButton(text)
+        button.clicked.connect(slot)
+        box.addWidget(button)
+        return row
+
+    # ------------------------------------------------------------ public API
+    @property
+    def running(self) -> bool:
+        """Whether a fine-tuning run is going on."""
+        return self._worker is not None
+
+    @property
+    def worker(self):
+        """The running napari worker, or None."""
+        return self._worker
+
+    @property
+    def last_good_epoch(self) -> int:
+        """The last finished epoch of the current or last run (0 if none)."""
+        return self._last_epoch
+
+    @property
+    def has_unsaved_model(self) -> bool:
+        """Whether a model (the last good epoch after Cancel) waits to be saved."""
+        return self._pending is not None
+
+    @property
+    def saved_path(self) -> Path | None:
+        """Where the last model was saved, if any."""
+        return self._saved
+
+    def params(self) -> TrainParams:
+        """Training parameters from the fields; ``ValueError`` says which one is wrong."""
+        return TrainParams(
+            epochs=int(self.epochs_spin.value()),
+            learning_rate=self._lr_value(),
+            diameter=self._diameter_value(),
+            **self.advanced,
+        )
+
+    def start(self) -> bool:
+        """Start fine-tuning in the background (as the Fine-tune button).
+
+        Returns
+        -------
+        bool
+            True if a run started; False if one is running or the input is
+            unusable (a napari notification says why).
+        """
+        from napari.utils.notifications import show_error
+
+        if self.running:
+            return False
+        positives = [t] if (t := self.positive_edit.text().strip()) else []
+        negatives = [t] if (t := self.negative_edit.text().strip()) else []
+        layers = self._checked_layers()
+        try:
+            params = self.params()
+            if not positives and not layers:
+                raise ValueError(
+                    "Choose a folder of positive images (with cells) or tick open image "
+                    f"layers: at least {MIN_POSITIVES} images are needed."
+                )
+            init = self._init()
+        except ValueError as err:
+            show_error(str(err))
+            return False
+        destination = self._destination()
+        if destination is None:
+            return False
+        out, overwrite = destination
+        command = _command(positives, negatives, layers, params, init, out)
+
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(
+            _finetune_job, positives, negatives, layers, params, init, out, overwrite, command,
+            _start_thread=False,
+        )
+        # bound methods, not lambdas: Qt drops them if this widget is deleted mid-run
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_returned)
+        worker.aborted.connect(self._on_aborted)
+        worker.errored.connect(self._on_errored)
+        worker.finished.connect(self._on_finished)
+        # the dock closed mid-run: stop training at its next step
+        self.destroyed.connect(worker.quit)
+        self._worker = worker
+        self._run = {"command": command, "total_epochs": params.epochs, "started": time.time()}
+        self._last_model, self._last_epoch, self._pending = None, 0, None
+        self.keep_button.setVisible(False)
+        self.loss_plot.clear()
+        self.run_button.setText("Cancel")
+        self._set_status("reading images…")
+        self.progress_bar.setRange(0, 0)
+        worker.start()
+        return True
+
+    def cancel(self) -> None:
+        """Stop a running fine-tuning at its next step; the last finished epoch is kept."""
+        if self._worker is not None:
+            self._worker.quit()
+            self.run_button.setEnabled(False)
+            self.run_button.setText("Cancelling…")
+            self._set_status("cancelling at the end of the current step…")
+
+    def keep_last_good(self, path: str | Path | None = None) -> Path | None:
+        """Save the model kept after Cancel (or an unsaved result) and make it active.
+
+        Parameters
+        ----------
+        path : path-like, optional
+            Where to save; default the "save to" field. An existing file is
+            replaced only after asking.
+
+        Returns
+        -------
+        Path or None
+            The saved model file, or None if nothing was saved (a message says why).
+        """
+        from napari.utils.notifications import show_error
+
+        from .card import save_trained, training_card
+
+        pending = self._pending
+        if pending is None:
+            show_error("No unsaved model to keep.")
+            return None
+        if path is not None:
+            self.out_edit.setText(str(path))
+        destination = self._destination()
+        if destination is None:
+            return None
+        out, overwrite = destination
+        card = training_card(
+            pending.model, pending.positives, pending.negatives, command=pending.command,
+            started=pending.started, interrupted_after_epoch=pending.interrupted_after_epoch,
+            made_with=MADE_WITH,
+        )
+        try:
+            saved, meta = save_trained(pending.model, out, card, overwrite=overwrite)
+        except (OSError, ValueError) as err:
+            show_error(f"Could not save the model to {out}: {err}")
+            return None
+        self._pending = None
+        self.keep_button.setVisible(False)
+        what = (
+            f"the weights after epoch {pending.interrupted_after_epoch}"
+            if pending.interrupted_after_epoch else "the fine-tuned model"
+        )
+        self._finish(pending.model, saved, meta, what)
+        return saved
+
+    # ------------------------------------------------------------ worker signals
+    def _on_progress(self, report) -> None:
+        info = report.info
+        if "positives" in info:
+            self._run.update(positives=info["positives"], negatives=info["negatives"],
+                             started=info["started"])
+        if report.total > 1 or report.step:
+            self.progress_bar.setRange(0, max(report.total, 1))
+            self.progress_bar.setValue(min(report.step, max(report.total, 1)))
+        message = report.message
+        if info.get("epoch_done"):
+            self._last_model, self._last_epoch = info["model"], int(info["epoch"])
+            self.loss_plot.add_epoch(float(info["loss"]))
+            message += f" · mean loss {info['loss']:.4f}"
+        elif "loss" in info:
+            self.loss_plot.add_step(float(info["loss"]), report.total)
+            message += f" · loss {info['loss']:.4f}"
+        elif "file" in info:
+            message += f" ({report.step + 1}/{report.total}: {info['file']})"
+        if self.run_button.text() != "Cancelling…":
+            self._set_status(message)
+
+    def _on_returned(self, out) -> None:
+        from napari.utils.notifications import show_error
+
+        if isinstance(out, _Failure):
+            self._set_status("failed: " + out.message)
+            show_error(out.message)
+            return
+        if out.error is not None:
+            self._pending = self._pending_from(out.model, None)
+            self._offer_keep("Save and use the fine-tuned model")
+            self._set_status(out.error)
+            show_error(out.error + ". Choose another place and click the button below.")
+            return
+        what = "the fine-tuned model"
+        self._finish(out.model, out.path, out.card_path, what)
+
+    def _on_aborted(self) -> None:
+        from napari.utils.notifications import show_info
+
+        total = self._run.get("total_epochs", 0)
+        if self._last_model is None:
+            self._set_status("cancelled before the first epoch finished; nothing to keep")
+            return
+        k = self._last_epoch
+        self._pending = self._pending_from(self._last_model, k)
+        self._offer_keep(f"Save and use the weights after epoch {k}")
+        self._set_status(
+            f"cancelled after epoch {k} of {total}; the weights of epoch {k} are kept: "
+            "save them with the button below"
+        )
+        show_info(f"Fine-tuning cancelled after epoch {k} of {total}; its weights are kept.")
+
+    def _on_errored(self, err) -> None:
+        self._set_status(f"failed: {type(err).__name__}: {err}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.run_button.setText("Fine-tune")
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1 if self._saved or self._pending else 0)
+        self._check_inputs()
+
+    # ------------------------------------------------------------ helpers
+    def _pending_from(self, model, epoch: int | None) -> _Pending:
+        return _Pending(
+            model=model,
+            positives=self._run.get("positives"),
+            negatives=self._run.get("negatives"),
+            started=self._run.get("started", time.time()),
+            command=self._run.get("command"),
+            interrupted_after_epoch=epoch,
+        )
+
+    def _offer_keep(self, text: str) -> None:
+        self.keep_button.setText(text)
+        self.keep_button.setVisible(True)
+
+    def _finish(self, model, path: Path, meta: Path, what: str) -> None:
+        from napari.utils.notifications import show_info, show_warning
+
+        self._saved = path
+        self.model_saved.emit(str(path))
+        seg = self._segment_widget(create=True)
+        active = seg is not None and seg.set_model(model)
+        self._set_status(f"saved {what} to {path} (card: {meta.name})")
+        if active:
+            show_info(
+                f"Saved {what} to {path}; it is now the active model in Segment cells "
+                "('Use bundled model' goes back)."
+            )
+        else:
+            show_warning(f"Saved {what} to {path}, but could not make it the active model.")
+
+    def _segment_widget(self, create: bool = False):
+        """The docked Segment cells widget (opened if ``create``), or None."""
+        from ._widget import SegmentWidget
+
+        window = getattr(self.viewer, "window", None)
+        if window is None:
+            return None
+        for widget in window.dock_widgets.values():
+            if isinstance(widget, SegmentWidget):
+                return widget
+        if not create:
+            return None
+        try:
+            _, widget = window.add_plugin_dock_widget("napari-milseg", "Segment cells")
+        except Exception:  # plugin not registered (e.g. not installed): nothing to update
+            return None
+        return widget
+
+    def _init(self):
+        """The starting model: a loaded model, a path, or None for the bundled one."""
+        mode = self.start_combo.currentText()
+        if mode == START_BUNDLED:
+            return None
+        if mode == START_FILE:
+            text = self.init_edit.text().strip()
+            if not text:
+                raise ValueError("Choose the model file to start from.")
+            return text
+        seg = self._segment_widget()
+        return seg.model if seg is not None else None
+
+    def _destination(self) -> tuple[Path, bool] | None:
+        """The output path and whether replacing it was allowed; None (after a message) if not."""
+        from napari.utils.notifications import show_error
+
+        from .card import (
+            DestinationError,
+            DestinationExistsError,
+            card_path,
+            check_destination,
+        )
+
+        text = self.out_edit.text().strip()
+        if not text:
+            show_error("Choose where to save the new model (save to … Choose…).")
+            return None
+        out = Path(text).expanduser()
+        if not out.suffix:
+            out = out.with_suffix(".pt")
+        # the bundled model, a folder or an unwritable place are refused before
+        # the user is ever asked whether to replace a file
+        overwrite = self._overwrite_ok == str(out)
+        try:
+            check_destination(out, overwrite)
+        except DestinationExistsError:
+            exists = [p for p in (out, card_path(out)) if p.exists()]
+            if not self._confirm_overwrite(exists):
+                return None
+            overwrite = True
+            try:
+                check_destination(out, overwrite)
+            except DestinationError as err:
+                show_error(str(err))
+                return None
+        except DestinationError as err:
+            show_error(str(err))
+            return None
+        return out, overwrite
+
+    def _confirm_overwrite(self, paths: list[Path]) -> bool:
+        names = " and ".join(str(p) for p in paths)
+        answer = QMessageBox.question(
+            self, "Replace the existing model?",
+            f"{names} already exist{'s' if len(paths) == 1 else ''}. Replace?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _checked_layers(self) -> list[tuple[Any, str, bool]]:
+        if not self.use_layers.isChecked():
+            return []
+        out = []
+        for i in range(self.layers_list.count()):
+            item = self.layers_list.item(i)
+            if item.checkState() != Qt.CheckState.Checked:
+                continue
+            name = item.text()
+            if name not in self.viewer.layers:
+                continue
+            layer = self.viewer.layers[name]
+            data = layer.data[0] if layer.multiscale else layer.data
+            out.append((data, f"layer:{name}", bool(layer.rgb)))
+        return out
+
+    def _lr_value(self) -> float | None:
+        text = self.lr_edit.text().strip()
+        if not text or text.lower() == "auto":
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"learning rate must be a number such as 3e-4, got {text!r}") from None
+        if not (math.isfinite(value) and 0 < value < 1):
+            raise ValueError(f"learning rate must be between 0 and 1, got {text}")
+        return value
+
+    def _diameter_value(self) -> float | None:
+        text = self.diameter_edit.text().strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"cell diameter must be a number of pixels, got {text!r}") from None
+        if value == 0:
+            return None
+        check_diameter(value)
+        return value
+
+    def _check_inputs(self, *_) -> None:
+        """Mark bad fields, explain them in their tooltips, disable Fine-tune until fixed."""
+        from .card import DestinationError
+
+        problems = []
+        for edit, check in ((self.lr_edit, self._lr_value),
+                            (self.diameter_edit, self._diameter_value),
+                            (self.out_edit, self._check_out)):
+            try:
+                check()
+            except (ValueError, DestinationError) as err:
+                edit.setStyleSheet(_BAD)
+                edit.setToolTip(str(err))
+                problems.append(str(err))
+            else:
+                edit.setStyleSheet("")
+        has_positives = bool(self.positive_edit.text().strip()) or bool(self._checked_names())
+        if not has_positives:
+            problems.append("choose a folder of positive images or tick open image layers")
+        if not self.out_edit.text().strip():
+            problems.append("choose where to save the new model")
+        if self.start_combo.currentText() == START_FILE and not self.init_edit.text().strip():
+            problems.append("choose the model file to start from")
+        if not self.running:
+            self.run_button.setEnabled(not problems)
+            self.run_button.setToolTip("; ".join(problems) if problems else
+                                       "Fine-tune the model on these images")
+
+    def _check_out(self) -> None:
+        from .model import bundled_model_path
+
+        text = self.out_edit.text().strip()
+        if not text:
+            return
+        out = Path(text).expanduser()
+        if out.suffix.lower() == ".json":
+            raise ValueError("a model file must not end in .json (that is its card's name)")
+        try:
+            bundled = out.resolve() == bundled_model_path().resolve()
+        except OSError:
+            bundled = False
+        if bundled:
+            raise ValueError("that is the bundled model, which is never replaced")
+
+    def _checked_names(self) -> list[str]:
+        if not self.use_layers.isChecked():
+            return []
+        return [
+            self.layers_list.item(i).text()
+            for i in range(self.layers_list.count())
+            if self.layers_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def _set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    # ------------------------------------------------------------ layers
+    def _refresh_layers(self) -> None:
+        checked = set(self._all_checked())
+        self.layers_list.blockSignals(True)
+        self.layers_list.clear()
+        for layer in self.viewer.layers:
+            if not _is_image(layer) or layer_role(layer) is not None:
+                continue
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(
+                Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked
+            )
+            self.layers_list.addItem(item)
+        self.layers_list.blockSignals(False)
+        self._check_inputs()
+
+    def _all_checked(self) -> list[str]:
+        return [
+            self.layers_list.item(i).text()
+            for i in range(self.layers_list.count())
+            if self.layers_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def _on_layers_changed(self, event=None) -> None:
+        self._refresh_layers()
+        for layer in self.viewer.layers:
+            if _is_image(layer):
+                layer.events.name.disconnect(self._refresh_layers)
+                layer.events.name.connect(self._refresh_layers)
+
+    def _on_use_layers(self, on: bool) -> None:
+        self.layers_list.setEnabled(on)
+        if on and not self._all_checked():
+            # ticking the box with nothing chosen yet takes every image layer
+            for i in range(self.layers_list.count()):
+                self.layers_list.item(i).setCheckState(Qt.CheckState.Checked)
+        self._check_inputs()
+
+    def _on_start_changed(self, text: str) -> None:
+        self._init_row.setVisible(text == START_FILE)
+        self._check_inputs()
+
+    def _on_run_clicked(self) -> None:
+        if self.running:
+            self.cancel()
+        else:
+            self.start()
+
+    # ------------------------------------------------------------ closing
+    def event(self, event) -> bool:
+        # napari's dock close button takes this widget out of its dock: stop the run
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None and self.running:
+            self.cancel()
+        return super().event(event)
+
+    # ------------------------------------------------------------ dialogs
+    def _ask_folder(self, edit: QLineEdit, title: str) -> None:
+        path = QFileDialog.getExistingDirectory(self, title, edit.text().strip())
+        if path:
+            edit.setText(path)
+
+    def _ask_positive(self) -> None:
+        self._ask_folder(self.positive_edit, "Folder of images with cells")
+
+    def _ask_negative(self) -> None:
+        self._ask_folder(self.negative_edit, "Folder of background-only images")
+
+    def _ask_init(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Start from a napari-milseg model", "", "Model files (*.pt);;All files (*)"
+        )
+        if path:
+            self.init_edit.setText(path)
+
+    def _ask_out(self) -> None:
+        default = self.out_edit.text().strip() or DEFAULT_NAME
+        # Qt's save dialog asks before replacing an existing file
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the fine-tuned model", default, "Model files (*.pt)"
+        )
+        if path:
+            if not Path(path).suffix:
+                path += ".pt"
+            self._overwrite_ok = str(Path(path).expanduser()) if Path(path).exists() else None
+            self.out_edit.setText(path)
+
+
+def _is_image(layer) -> bool:
+    from napari.layers import Image
+
+    return isinstance(layer, Image)
+
+
+def _command(positives, negatives, layers, params: TrainParams, init, out: Path) -> str | None:
+    """The ``milseg train`` command that would do the same run, if there is one."""
+    import shlex
+
+    if layers:
+        return None  # open layers have no command-line equivalent
+    args = ["milseg", "train", "--positive", *positives]
+    if negatives:
+        args += ["--negative", *negatives]
+    if isinstance(init, (str, Path)):
+        args += ["--from-scratch"] if init == "scratch" else ["--init", str(init)]
+    elif init is not None:
+        source = getattr(init, "source", "")
+        if source == "bundled":
+            pass
+        elif source and Path(source).exists():
+            args += ["--init", source]
+        else:
+            return None  # an unsaved model
+    args += ["--epochs", str(params.epochs)]
+    if params.learning_rate is not None:
+        args += ["--lr", repr(params.learning_rate)]
+    if params.diameter is not None:
+        args += ["--diameter", f"{params.diameter:g}"]
+    defaults = TrainParams()
+    for flag, name in (("--warmup-epochs", "warmup_epochs"), ("--batch-size", "batch_size"),
+                       ("--crops-per-image", "crops_per_image"), ("--device", "device")):
+        value = getattr(params, name)
+        if value != getattr(defaults, name):
+            args += [flag, str(value)]
+    args += ["--seed", str(params.seed), "--out", str(out)]
+    return shlex.join(args)
