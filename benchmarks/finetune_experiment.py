@@ -1,0 +1,144 @@
+"""Fine-tuning experiment: does ``milseg train`` adapt the model to a "new lab"?
+
+Usage::
+
+    python benchmarks/finetune_experiment.py --work /tmp/newlab [--model PATH]
+        [--positives 50] [--epochs 10] [--scale 0.6] [--hue 0.3] [--out result.json]
+
+The shared CBC smears are turned into a lab the model has never seen: every
+image is rescaled (``--scale``, smaller cells, as with a lower magnification)
+and its colours are changed (hue rotated by ``--hue`` of a turn, and a gamma,
+as with another stain and camera). Then:
+
+1. the first ``--positives`` images of the *training* split, transformed,
+   are written to ``WORK/positive/`` (no labels of any kind);
+2. the bundled model (or ``--model``) segments the transformed *validation*
+   split with default settings: the zero-shot score. For reference it is
+   also run with the true cell diameter given by hand (``--diameter``);
+3. ``milseg train --positive WORK/positive --epochs N --out WORK/lab.pt``
+   fine-tunes it (the same command and code as the Fine-tune panel), timed;
+4. the fine-tuned model segments the same transformed validation images
+   with default settings.
+
+Scores use :mod:`cellmatch` against the validation boxes, scaled like the
+images. The boxes are used only for scoring, never for training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from accuracy import annotation_for, read_list  # noqa: E402
+from cellmatch import Box, centroids, match, read_voc, summarise  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def new_lab(image: np.ndarray, scale: float, hue: float, gamma: float = 0.8) -> np.ndarray:
+    """The "new lab" look: rescaled, hue-rotated and gamma-changed RGB uint8."""
+    from skimage.color import hsv2rgb, rgb2hsv
+    from skimage.transform import rescale
+
+    small = rescale(image / 255.0, scale, channel_axis=-1, anti_aliasing=True)
+    hsv = rgb2hsv(small)
+    hsv[..., 0] = (hsv[..., 0] + hue) % 1.0
+    out = hsv2rgb(hsv) ** gamma
+    return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
+
+
+def scaled_boxes(boxes: list[Box], scale: float) -> list[Box]:
+    return [Box(b.kind, b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale) for b in boxes]
+
+
+def score(model, images, boxes, diameter=None) -> dict:
+    import napari_milseg as ms
+
+    matches, times = [], []
+    for image, truth in zip(images, boxes, strict=True):
+        t0 = time.perf_counter()
+        result = ms.segment(image, model=model, diameter=diameter)
+        times.append(time.perf_counter() - t0)
+        matches.append(match(centroids(result.labels), truth))
+    summary = summarise(matches)
+    summary["seconds_per_image"] = float(np.median(times))
+    return summary
+
+
+def line(name: str, s: dict) -> str:
+    kinds = " ".join(f"{k[7:]}={v:.3f}" for k, v in s.items() if k.startswith("recall_"))
+    return (f"{name:<34} P={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} "
+            f"countacc={s['count_accuracy']:.3f} pred={s['predicted']} true={s['true']}  {kinds}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", required=True, help="folder for the new lab's images and model")
+    parser.add_argument("--model", default=None, help="starting model (default: bundled)")
+    parser.add_argument("--positives", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--scale", type=float, default=0.6)
+    parser.add_argument("--hue", type=float, default=0.3)
+    parser.add_argument("--train-list", default=str(HERE / "splits" / "cbc-train.txt"))
+    parser.add_argument("--val-list", default=str(HERE / "splits" / "cbc-val.txt"))
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    from PIL import Image
+
+    import napari_milseg as ms
+
+    work = Path(args.work)
+    positive = work / "positive"
+    positive.mkdir(parents=True, exist_ok=True)
+    for path in read_list(Path(args.train_list))[: args.positives]:
+        target = positive / f"{path.stem}.png"
+        if not target.exists():
+            image = np.asarray(Image.open(path).convert("RGB"))
+            Image.fromarray(new_lab(image, args.scale, args.hue)).save(target)
+    val_paths = read_list(Path(args.val_list))
+    val_images = [new_lab(np.asarray(Image.open(p).convert("RGB")), args.scale, args.hue)
+                  for p in val_paths]
+    val_boxes = [scaled_boxes(read_voc(annotation_for(p)), args.scale) for p in val_paths]
+    Image.fromarray(val_images[0]).save(work / "example_new_lab.png")
+
+    base = ms.load_model(args.model)
+    report = {"scale": args.scale, "hue": args.hue, "positives": args.positives,
+              "epochs": args.epochs, "validation_images": len(val_images),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"}
+    report["zero_shot"] = score(base, val_images, val_boxes)
+    print(line("zero-shot (defaults)", report["zero_shot"]), flush=True)
+    report["zero_shot_true_diameter"] = score(base, val_images, val_boxes,
+                                              diameter=base.diameter * args.scale)
+    print(line(f"zero-shot, --diameter {base.diameter * args.scale:.0f}",
+               report["zero_shot_true_diameter"]), flush=True)
+
+    tuned = work / "lab.pt"
+    command = [sys.executable, "-m", "napari_milseg", "train", "--positive", str(positive),
+               "--epochs", str(args.epochs), "--out", str(tuned), "--overwrite"]
+    if args.model:
+        command += ["--init", args.model]
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True)
+    report["train_seconds"] = time.perf_counter() - t0
+    report["train_command"] = " ".join(command[2:]).replace("napari_milseg", "milseg", 1)
+    print(f"fine-tuning took {report['train_seconds']:.0f} s", flush=True)
+
+    report["fine_tuned"] = score(ms.load_model(tuned), val_images, val_boxes)
+    print(line("fine-tuned (defaults)", report["fine_tuned"]), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
