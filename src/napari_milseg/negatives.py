@@ -106,7 +106,7 @@ def estimate_foreground(rgb: np.ndarray, diameter: float | None = None) -> np.nd
     holes = ndi.binary_fill_holes(mask) & ~mask
     hole_labels, n = ndi.label(holes)
     if n:
-        limit = 0.2 * np.pi * (diameter or 60) ** 2 / 4
+        limit = 0.5 * np.pi * (diameter or 60) ** 2 / 4
         sizes = np.bincount(hole_labels.ravel())
         mask |= (sizes <= limit)[hole_labels] & holes
     return mask
