@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._llvm_guard import keep_triton_away_from_mesa_llvm
+
 #: Architecture tag written into every weights file.
 ARCH = "milseg-resnet18-fpn-v1"
 #: Weights file format tag.
@@ -53,6 +55,9 @@ class MilNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        # torchvision pulls in torch._dynamo and with it triton, which crashes
+        # beside Mesa's LLVM (napari on a software-rendered desktop)
+        keep_triton_away_from_mesa_llvm()
         import torchvision
 
         trunk = torchvision.models.resnet18(weights=None)
