@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "summary": summary,
     }
-    print(_line(f"{args.inner:.2f}/{args.outer:.2f}", summary))
+    print(format_line(f"{args.inner:.2f}/{args.outer:.2f}", summary))
     if args.sweep:
         grid = []
         for inner in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
@@ -93,14 +93,14 @@ def main(argv=None) -> int:
                        for h, b in zip(heatmaps, boxes, strict=True)]
                 s = summarise(ms_)
                 grid.append({"inner": inner, "outer": outer, **s})
-                print(_line(f"{inner:.2f}/{outer:.2f}", s))
+                print(format_line(f"{inner:.2f}/{outer:.2f}", s))
         report["sweep"] = grid
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
     return 0
 
 
-def _line(name: str, s: dict) -> str:
+def format_line(name: str, s: dict) -> str:
     kinds = " ".join(f"{k[7:]}={v:.3f}" for k, v in s.items() if k.startswith("recall_"))
     return (f"{name}  P={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} "
             f"countacc={s['count_accuracy']:.3f} pred={s['predicted']} true={s['true']}  {kinds}")

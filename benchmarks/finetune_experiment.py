@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from accuracy import annotation_for, read_list  # noqa: E402
+from accuracy import annotation_for, format_line, read_list  # noqa: E402
 from cellmatch import Box, centroids, match, read_voc, summarise  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -72,12 +72,6 @@ def score(model, images, boxes, diameter=None) -> dict:
     summary = summarise(matches)
     summary["seconds_per_image"] = float(np.median(times))
     return summary
-
-
-def line(name: str, s: dict) -> str:
-    kinds = " ".join(f"{k[7:]}={v:.3f}" for k, v in s.items() if k.startswith("recall_"))
-    return (f"{name:<34} P={s['precision']:.3f} R={s['recall']:.3f} F1={s['f1']:.3f} "
-            f"countacc={s['count_accuracy']:.3f} pred={s['predicted']} true={s['true']}  {kinds}")
 
 
 def main(argv=None) -> int:
@@ -116,10 +110,10 @@ def main(argv=None) -> int:
               "epochs": args.epochs, "validation_images": len(val_images),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"}
     report["zero_shot"] = score(base, val_images, val_boxes)
-    print(line("zero-shot (defaults)", report["zero_shot"]), flush=True)
+    print(format_line("zero-shot (defaults)", report["zero_shot"]), flush=True)
     report["zero_shot_true_diameter"] = score(base, val_images, val_boxes,
                                               diameter=base.diameter * args.scale)
-    print(line(f"zero-shot, --diameter {base.diameter * args.scale:.0f}",
+    print(format_line(f"zero-shot, --diameter {base.diameter * args.scale:.0f}",
                report["zero_shot_true_diameter"]), flush=True)
 
     tuned = work / "lab.pt"
@@ -134,7 +128,7 @@ def main(argv=None) -> int:
     print(f"fine-tuning took {report['train_seconds']:.0f} s", flush=True)
 
     report["fine_tuned"] = score(ms.load_model(tuned), val_images, val_boxes)
-    print(line("fine-tuned (defaults)", report["fine_tuned"]), flush=True)
+    print(format_line("fine-tuned (defaults)", report["fine_tuned"]), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
     return 0

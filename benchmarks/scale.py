@@ -238,11 +238,9 @@ def main(argv=None) -> int:
     text = markdown(result)
     print(text)
     if args.out is not None:
-        from napari_milseg.io import atomic_write
+        from speed import write_report
 
-        payload = json.dumps(result, indent=2) + "\n" if args.out.suffix == ".json" else text
-        atomic_write(args.out, lambda fh: fh.write(payload.encode()), overwrite=args.overwrite)
-        print(f"wrote {args.out}", file=sys.stderr)
+        write_report(args.out, result, text, args.overwrite)
     return 0
 
 

@@ -283,12 +283,17 @@ def main(argv=None) -> int:
     text = markdown(result)
     print(text)
     if args.out is not None:
-        from napari_milseg.io import atomic_write
-
-        payload = json.dumps(result, indent=2) + "\n" if args.out.suffix == ".json" else text
-        atomic_write(args.out, lambda fh: fh.write(payload.encode()), overwrite=args.overwrite)
-        print(f"wrote {args.out}", file=sys.stderr)
+        write_report(args.out, result, text, args.overwrite)
     return 0
+
+
+def write_report(out: Path, result: dict, text: str, overwrite: bool) -> None:
+    """Write ``result`` as JSON (``out`` ends in .json) or ``text`` (Markdown), no clobber."""
+    from napari_milseg.io import atomic_write
+
+    payload = json.dumps(result, indent=2) + "\n" if out.suffix == ".json" else text
+    atomic_write(out, lambda fh: fh.write(payload.encode()), overwrite=overwrite)
+    print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
