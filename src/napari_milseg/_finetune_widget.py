@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._finetune_job import MADE_WITH, Failure, Pending, finetune_job
 from ._layers import layer_role
 from ._loss_plot import LossPlot
 from .params import MIN_POSITIVES, TrainParams, check_diameter
@@ -52,111 +52,9 @@ if TYPE_CHECKING:  # pragma: no cover
 START_ACTIVE = "active model (Segment cells)"
 START_BUNDLED = "bundled model"
 START_FILE = "model file…"
-#: What the card says made the model.
-MADE_WITH = "napari Fine-tune panel"
 #: Default file name offered when choosing where to save.
 DEFAULT_NAME = "milseg_finetuned.pt"
 _BAD = "border: 1px solid #d33;"
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """A run that ended with a message for the user instead of a model."""
-
-    message: str
-
-
-@dataclass
-class _Done:
-    """A finished run: the model, and where it was saved (or why not)."""
-
-    model: Any
-    card: dict
-    path: Path | None = None
-    card_path: Path | None = None
-    error: str | None = None
-
-
-@dataclass
-class _Pending:
-    """A model not (yet) saved: the last good epoch after Cancel, or an unsaved result."""
-
-    model: Any
-    positives: Any
-    negatives: Any
-    started: float
-    command: str | None
-    interrupted_after_epoch: int | None
-
-
-def _finetune_job(
-    positive_inputs: list[str],
-    negative_inputs: list[str],
-    layers: list[tuple[Any, str, bool]],
-    params: TrainParams,
-    init,
-    out: Path,
-    overwrite: bool,
-    command: str | None,
-):
-    """Worker body: read the images, train, save; yields Progress throughout.
-
-    Problems with the user's input (folders, images, model file, too few
-    images) come back as a :class:`_Failure`; anything else is a bug and
-    propagates to napari.
-    """
-    from .card import save_trained, training_card
-    from .dataset import (
-        DatasetError,
-        ImageSet,
-        images_from_arrays,
-        read_images_steps,
-        require_positives,
-    )
-    from .model import ModelError, load_model
-    from .preprocess import ImageError
-    from .progress import Progress
-    from .train import train_steps
-
-    started = time.time()
-    try:
-        positives = ImageSet()
-        if positive_inputs:
-            positives = yield from read_images_steps(positive_inputs, "positive")
-        if layers:
-            yield Progress(0, 1, "taking the open image layers")
-            data, names, rgb = zip(*layers, strict=True)
-            positives = positives + images_from_arrays(
-                data, names, rgb, source="open image layers"
-            )
-        require_positives(positives)
-        negatives = None
-        if negative_inputs:
-            negatives = yield from read_images_steps(negative_inputs, "negative")
-        yield Progress(0, 1, "images read", {"positives": positives, "negatives": negatives,
-                                             "started": started})
-        if not (isinstance(init, str) and init == "scratch"):
-            yield Progress(0, 1, "loading the starting model")
-            init = load_model(init, params.device)
-        model = yield from train_steps(
-            list(positives.images), list(negatives.images) if negatives else None, params, init
-        )
-    except (DatasetError, ImageError, ModelError) as err:
-        return _Failure(str(err))
-    except ValueError as err:  # train_steps: too few or unusable images
-        return _Failure(str(err))
-    except MemoryError:
-        return _Failure(
-            "not enough memory to train; use fewer or smaller images, or tick fewer layers"
-        )
-    yield Progress(1, 1, "saving the model")
-    card = training_card(model, positives, negatives, command=command, started=started,
-                         made_with=MADE_WITH)
-    try:
-        path, meta = save_trained(model, out, card, overwrite=overwrite)
-    except (OSError, ValueError) as err:
-        return _Done(model, card, error=f"could not save the model to {out}: {err}")
-    return _Done(model, card, path, meta)
 
 
 class FinetuneWidget(QWidget):
@@ -191,7 +89,7 @@ class FinetuneWidget(QWidget):
         self._run: dict[str, Any] = {}
         self._last_model = None
         self._last_epoch = 0
-        self._pending: _Pending | None = None
+        self._pending: Pending | None = None
         self._overwrite_ok: str | None = None  # a path the user agreed to replace
         self._saved: Path | None = None
         self.advanced: dict[str, Any] = {}
@@ -370,7 +268,7 @@ class FinetuneWidget(QWidget):
         from napari.qt.threading import create_worker
 
         worker = create_worker(
-            _finetune_job, positives, negatives, layers, params, init, out, overwrite, command,
+            finetune_job, positives, negatives, layers, params, init, out, overwrite, command,
             _start_thread=False,
         )
         # bound methods, not lambdas: Qt drops them if this widget is deleted mid-run
@@ -472,7 +370,7 @@ class FinetuneWidget(QWidget):
     def _on_returned(self, out) -> None:
         from napari.utils.notifications import show_error
 
-        if isinstance(out, _Failure):
+        if isinstance(out, Failure):
             self._set_status("failed: " + out.message)
             show_error(out.message)
             return
@@ -512,8 +410,8 @@ class FinetuneWidget(QWidget):
         self._check_inputs()
 
     # ------------------------------------------------------------ helpers
-    def _pending_from(self, model, epoch: int | None) -> _Pending:
-        return _Pending(
+    def _pending_from(self, model, epoch: int | None) -> Pending:
+        return Pending(
             model=model,
             positives=self._run.get("positives"),
             negatives=self._run.get("negatives"),
@@ -533,14 +431,21 @@ class FinetuneWidget(QWidget):
         self.model_saved.emit(str(path))
         seg = self._segment_widget(create=True)
         active = seg is not None and seg.set_model(model)
-        self._set_status(f"saved {what} to {path} (card: {meta.name})")
+        data = self._data_summary()
+        self._set_status(f"saved {what} to {path} (card: {meta.name}){data}")
         if active:
             show_info(
                 f"Saved {what} to {path}; it is now the active model in Segment cells "
-                "('Use bundled model' goes back)."
+                f"('Use bundled model' goes back){data}."
             )
         else:
             show_warning(f"Saved {what} to {path}, but could not make it the active model.")
+
+    def _data_summary(self) -> str:
+        """'; trained on ...' with the images used and the files left out, or ''."""
+        sets = [("positive", self._run.get("positives")), ("negative", self._run.get("negatives"))]
+        parts = [f"{kind}: {images.summary()}" for kind, images in sets if images]
+        return "; trained on " + "; ".join(parts) if parts else ""
 
     def _segment_widget(self, create: bool = False):
         """The docked Segment cells widget (opened if ``create``), or None."""

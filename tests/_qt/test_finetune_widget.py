@@ -128,6 +128,8 @@ def test_fine_tune_saves_card_and_activates_the_model(qtbot, viewer, docks, posi
     assert len(tune.loss_plot.epochs) == 1
     assert tune.progress_bar.value() == tune.progress_bar.maximum()
     assert "saved the fine-tuned model" in tune.status_label.text()
+    # what it trained on, and the file it passed over, are shown
+    assert "4 images from 4 files; 1 non-image file skipped" in tune.status_label.text()
     assert any("now the active model" in text for _, text in notes)
 
     # Segment cells now uses it, and can go back to the bundled one
