@@ -154,6 +154,7 @@ class CellsWidget(QWidget):
                 face_color="cyan",
                 scale=labels.scale,
                 translate=labels.translate,
+                units=labels.units,
             )
             self._points = points
         self.viewer.layers.selection.active = points

@@ -478,6 +478,7 @@ class SegmentWidget(QWidget):
             contrast_limits=(0.0, 1.0),
             scale=image.scale,
             translate=image.translate,
+            units=image.units,
             metadata={ROLE_KEY: {"role": "heatmap", "image": image.name}},
         )
 
@@ -511,6 +512,7 @@ class SegmentWidget(QWidget):
                 name=name,
                 scale=image.scale,
                 translate=image.translate,
+                units=image.units,
                 metadata={ROLE_KEY: {"role": "cells", "image": image.name}},
             )
             for name in EDIT_EVENTS:

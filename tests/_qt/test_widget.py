@@ -279,13 +279,15 @@ def test_stack_is_segmented_plane_by_plane(qtbot, viewer, widget, rgb):
     )
 
 
-def test_image_scale_is_carried_to_the_outputs(qtbot, viewer, widget, discs):
-    viewer.add_image(discs, name="smear", scale=(0.5, 0.5), translate=(10, 20))
+def test_image_scale_and_units_are_carried_to_the_outputs(qtbot, viewer, widget, discs):
+    image = viewer.add_image(discs, name="smear", scale=(0.5, 0.5), translate=(10, 20))
+    image.units = ("um", "um")
     widget.segment()
     wait_done(qtbot, widget)
     for name in ("smear heatmap", "smear cells"):
         np.testing.assert_allclose(viewer.layers[name].scale, (0.5, 0.5))
         np.testing.assert_allclose(viewer.layers[name].translate, (10, 20))
+        assert [str(u) for u in viewer.layers[name].units] == ["micrometer", "micrometer"]
 
 
 def test_no_image_and_empty_image_give_messages(viewer, widget, notes):
