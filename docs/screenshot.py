@@ -51,6 +51,10 @@ def main(out: Path = OUT) -> int:
         print(f"segmentation failed: {seg.status_label.text()}", file=sys.stderr)
         return 1
     viewer.layers.selection.active = seg.cells_layer
+    viewer.reset_view()  # the docks narrowed the canvas after the image was framed
+    for _ in range(10):
+        QApplication.processEvents()
+        time.sleep(0.02)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out), canvas_only=False, flash=False)
     print(f"{seg.count_label.text()}; saved {out}")

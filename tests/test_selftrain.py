@@ -68,8 +68,22 @@ def test_confident_cells_rejects_a_merged_pair_and_a_triangle():
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     triangle = (yy > 20) & (yy < 70) & (xx > 90) & (xx - 90 < (yy - 20) * 0.9)
     heat = np.where(pair | triangle, 0.95, 0.0)
-    cells, _ = confident_cells(heat, pair | triangle, cell_diameter=32)
+    cells, _ = confident_cells(heat, pair | triangle, cell_diameter=32, split_clumps=False)
     assert cells.max() == 0
+
+
+def test_confident_cells_cuts_an_overlapping_pair_between_its_centres():
+    shape = (80, 100)
+    pair = disc(shape, (40, 35), 16) | disc(shape, (40, 60), 16)
+    heat = np.where(pair, 0.95, 0.0)  # one saturated blob, wide neck
+    cells, known = confident_cells(heat, pair, cell_diameter=32)
+    assert cells.max() == 2
+    left, right = cells[40, 35], cells[40, 60]
+    assert left > 0 and right > 0 and left != right
+    # the cut runs between the two centres
+    cut = [x for x in range(35, 61) if cells[40, x] != cells[40, x - 1]]
+    assert len(cut) == 1 and 44 <= cut[0] <= 51
+    assert known[pair].all()
 
 
 def test_confident_cells_splits_touching_discs_at_a_narrow_neck():
