@@ -117,3 +117,37 @@ def test_bad_thresholds_raise_naming_the_argument(inner, outer, name):
 def test_bad_heatmaps_raise_naming_the_argument(heatmap, match):
     with pytest.raises(ValueError, match=match):
         label_cells(heatmap)
+
+
+def test_large_maps_are_flooded_region_by_region_with_the_same_result():
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    from napari_milseg.cells import _CONNECTIVITY, _label_by_region
+
+    rng = np.random.default_rng(0)
+    # a cell-like map: smoothed noise gives touching blobs, saddles and lone regions
+    heat = ndi.gaussian_filter(rng.random((300, 260)), 4)
+    heat = (heat - heat.min()) / (heat.max() - heat.min())
+    markers, count = ndi.label(heat > 0.6, structure=_CONNECTIVITY)
+    mask = heat > 0.45
+    assert count > 20 and ndi.label(mask)[1] > 5
+    whole = watershed(-heat.astype(np.float32), markers, mask=mask)
+    for tile in (37, 100, 1000):  # regions cross many tile borders, or none
+        np.testing.assert_array_equal(_label_by_region(heat, markers, mask, tile), whole)
+
+
+def test_label_cells_takes_the_regionwise_path_above_the_size_limit(monkeypatch):
+    import napari_milseg.cells as cells
+
+    h = np.array([[0.0, 0.6, 0.9, 0.6, 0.9, 0.6, 0.0], [0.0] * 7, [0.9, 0.6, 0.0, 0, 0, 0, 0.9]])
+    expected = cells.label_cells(h, 0.8, 0.5)
+    called = []
+    original = cells._label_by_region
+    monkeypatch.setattr(cells, "WHOLE_IMAGE_PIXELS", 4)
+    monkeypatch.setattr(cells, "REGION_TILE", 2)
+    monkeypatch.setattr(
+        cells, "_label_by_region", lambda *a: called.append(a) or original(*a)
+    )
+    np.testing.assert_array_equal(cells.label_cells(h, 0.8, 0.5), expected)
+    assert called
