@@ -163,7 +163,6 @@ def confident_cells(
         Where a target may be trusted: confident cells and pixels well clear
         of the colour foreground.
     """
-
     mask = (heatmap > 0.5) & foreground
     labels = label_cells(heatmap, 0.8, 0.5)
     pieces, _ = ndi.label(mask & (labels > 0))
