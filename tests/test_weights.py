@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
-
+REPO = Path(__file__).resolve().parents[1]
 VALIDATION = REPO / "benchmarks" / "splits" / "cbc-val.txt"
 
 
