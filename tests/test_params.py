@@ -100,3 +100,20 @@ def test_train_defaults_and_frozen():
 def test_train_params_reject_bad_values_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         TrainParams(**kwargs)
+
+
+@pytest.mark.parametrize("text, value", [("", None), ("  ", None), ("0", None), ("42", 42.0),
+                                         (" 7.5 ", 7.5)])
+def test_diameter_from_text_reads_a_field(text, value):
+    from napari_milseg.params import diameter_from_text
+
+    assert diameter_from_text(text) == value
+
+
+@pytest.mark.parametrize("text, match", [("big", "must be a number"), ("-3", "positive"),
+                                         ("2", "too small"), ("nan", "positive")])
+def test_diameter_from_text_names_the_problem(text, match):
+    from napari_milseg.params import diameter_from_text
+
+    with pytest.raises(ValueError, match=match):
+        diameter_from_text(text)

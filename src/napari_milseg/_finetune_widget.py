@@ -41,9 +41,9 @@ from qtpy.QtWidgets import (
 )
 
 from ._finetune_job import MADE_WITH, Failure, Pending, finetune_job
-from ._layers import layer_role
+from ._layers import is_image_layer, layer_role
 from ._loss_plot import LossPlot
-from .params import MIN_POSITIVES, TrainParams, check_diameter
+from .params import MIN_POSITIVES, TrainParams, diameter_from_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -555,17 +555,7 @@ class FinetuneWidget(QWidget):
         return value
 
     def _diameter_value(self) -> float | None:
-        text = self.diameter_edit.text().strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"cell diameter must be a number of pixels, got {text!r}") from None
-        if value == 0:
-            return None
-        check_diameter(value)
-        return value
+        return diameter_from_text(self.diameter_edit.text())
 
     def _check_inputs(self, *_) -> None:
         """Mark bad fields, explain them in their tooltips, disable Fine-tune until fixed."""
@@ -629,7 +619,7 @@ class FinetuneWidget(QWidget):
         self.layers_list.blockSignals(True)
         self.layers_list.clear()
         for layer in self.viewer.layers:
-            if not _is_image(layer) or layer_role(layer) is not None:
+            if not is_image_layer(layer) or layer_role(layer) is not None:
                 continue
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -650,7 +640,7 @@ class FinetuneWidget(QWidget):
     def _on_layers_changed(self, event=None) -> None:
         self._refresh_layers()
         for layer in self.viewer.layers:
-            if _is_image(layer):
+            if is_image_layer(layer):
                 layer.events.name.disconnect(self._refresh_layers)
                 layer.events.name.connect(self._refresh_layers)
 
@@ -709,12 +699,6 @@ class FinetuneWidget(QWidget):
                 path += ".pt"
             self._overwrite_ok = str(Path(path).expanduser()) if Path(path).exists() else None
             self.out_edit.setText(path)
-
-
-def _is_image(layer) -> bool:
-    from napari.layers import Image
-
-    return isinstance(layer, Image)
 
 
 def _command(positives, negatives, layers, params: TrainParams, init, out: Path) -> str | None:

@@ -25,6 +25,13 @@ EDIT_EVENTS = ("paint", "labels_update", "set_data", "data")
 EDIT_DELAY_MS = 60
 
 
+def is_image_layer(layer) -> bool:
+    """Whether a layer is a napari image layer."""
+    from napari.layers import Image
+
+    return isinstance(layer, Image)
+
+
 def layer_role(layer) -> str | None:
     """``"heatmap"`` or ``"cells"`` for layers this plugin made, else None."""
     info = getattr(layer, "metadata", {}).get(ROLE_KEY)

@@ -41,11 +41,12 @@ from ._layers import (
     EDIT_EVENTS,
     ROLE_KEY,
     free_name,
+    is_image_layer,
     label_planes,
     layer_role,
     same_labels,
 )
-from .params import DEFAULT_INNER, DEFAULT_OUTER, SegmentParams, check_diameter
+from .params import DEFAULT_INNER, DEFAULT_OUTER, SegmentParams, diameter_from_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -405,17 +406,7 @@ class SegmentWidget(QWidget):
         return SegmentParams(inner=self.inner, outer=self.outer, diameter=self._diameter_value())
 
     def _diameter_value(self) -> float | None:
-        text = self.diameter_edit.text().strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"cell diameter must be a number of pixels, got {text!r}") from None
-        if value == 0:
-            return None
-        check_diameter(value)
-        return value
+        return diameter_from_text(self.diameter_edit.text())
 
     def _on_run_clicked(self) -> None:
         if self.running:
@@ -577,7 +568,7 @@ class SegmentWidget(QWidget):
         names = [
             layer.name
             for layer in self.viewer.layers
-            if _is_image(layer) and layer_role(layer) is None
+            if is_image_layer(layer) and layer_role(layer) is None
         ]
         self.image_picker.blockSignals(True)
         self.image_picker.clear()
@@ -590,7 +581,7 @@ class SegmentWidget(QWidget):
     def _on_layers_changed(self, event=None) -> None:
         self._refresh_images()
         for layer in self.viewer.layers:
-            if _is_image(layer):
+            if is_image_layer(layer):
                 # renaming a layer must show in the picker
                 layer.events.name.disconnect(self._refresh_images)
                 layer.events.name.connect(self._refresh_images)
@@ -600,7 +591,7 @@ class SegmentWidget(QWidget):
 
     def _select_active(self, event=None) -> None:
         active = self.viewer.layers.selection.active
-        if active is not None and _is_image(active) and layer_role(active) is None:
+        if active is not None and is_image_layer(active) and layer_role(active) is None:
             self.image_picker.setCurrentText(active.name)
 
     def _on_image_changed(self, name: str) -> None:
@@ -671,17 +662,11 @@ def confirm_replace(parent, paths) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-def _is_image(layer) -> bool:
-    from napari.layers import Image
-
-    return isinstance(layer, Image)
-
-
 def _image_input(layer) -> tuple[Any, bool, bool]:
     """Data, rgb flag and stack flag of an image layer, or a ValueError saying why not."""
     if layer is None:
         raise ValueError("Open an image first (File > Open, or File > Open Sample).")
-    if not _is_image(layer):
+    if not is_image_layer(layer):
         raise ValueError(f"'{layer.name}' is not an image layer; pick an image to segment.")
     if layer.multiscale:
         raise ValueError(

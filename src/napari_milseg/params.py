@@ -55,6 +55,28 @@ def check_diameter(diameter: float | None) -> None:
         )
 
 
+def diameter_from_text(text: str) -> float | None:
+    """A cell diameter typed into a field: None for empty or 0 (use the default).
+
+    Raises
+    ------
+    ValueError
+        If the text is not a number, or not a usable diameter (see
+        :func:`check_diameter`).
+    """
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"cell diameter must be a number of pixels, got {text!r}") from None
+    if value == 0:
+        return None
+    check_diameter(value)
+    return value
+
+
 @dataclass(frozen=True)
 class SegmentParams:
     """How to turn an image into cells.
