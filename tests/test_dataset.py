@@ -20,7 +20,7 @@ from napari_milseg.dataset import (
     require_positives,
 )
 from napari_milseg.params import MIN_POSITIVES
-from napari_milseg.progress import Progress
+from napari_milseg.progress import Progress, run
 
 
 def rgb(seed: int, shape=(30, 40)) -> np.ndarray:
@@ -72,14 +72,8 @@ def test_describe_is_what_the_card_keeps(folder):
 
 
 def test_progress_is_reported_per_file(folder):
-    steps = read_images_steps([folder], "negative")
     reports = []
-    while True:
-        try:
-            reports.append(next(steps))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    result = run(read_images_steps([folder], "negative"), reports.append)
     assert all(isinstance(r, Progress) for r in reports)
     # six files to read (five images, one broken), then the final report
     assert [(r.step, r.total) for r in reports] == [(i, 6) for i in range(7)]

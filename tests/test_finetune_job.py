@@ -10,18 +10,14 @@ import tifffile
 
 from napari_milseg._finetune_job import Done, Failure, finetune_job
 from napari_milseg.params import MIN_POSITIVES, TrainParams
-from napari_milseg.progress import Progress
+from napari_milseg.progress import Progress, run
 from smears import smear
 
 
 def _drain(job):
     """Run a job generator to its end; return (reports, result)."""
     reports = []
-    try:
-        while True:
-            reports.append(next(job))
-    except StopIteration as stop:
-        return reports, stop.value
+    return reports, run(job, reports.append)
 
 
 def _job(positives, out, init="scratch", layers=(), params=None):

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from napari_milseg.params import MIN_POSITIVES, TrainParams
+from napari_milseg.progress import run
 from napari_milseg.train import train, train_steps
 from smears import smear
 
@@ -42,13 +43,7 @@ def test_too_few_positives_names_the_minimum():
 
 def test_tiny_training_run_reports_progress_and_returns_a_model():
     reports = []
-    steps = train_steps(_smears(4), params=TINY, init="scratch")
-    while True:
-        try:
-            reports.append(next(steps))
-        except StopIteration as stop:
-            model = stop.value
-            break
+    model = run(train_steps(_smears(4), params=TINY, init="scratch"), reports.append)
     epoch_ends = [r for r in reports if r.info.get("epoch_done")]
     assert [r.info["epoch"] for r in epoch_ends] == [1, 2]
     assert [r.info["stage"] for r in epoch_ends] == ["MIL", "self-training"]

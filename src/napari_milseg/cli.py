@@ -445,6 +445,7 @@ def _train_loop(positives, negatives, params, init):
 
     from .model import ModelError
     from .preprocess import ImageError
+    from .progress import run
     from .train import train_steps
 
     steps = train_steps(
@@ -452,26 +453,26 @@ def _train_loop(positives, negatives, params, init):
     )
     bar = tqdm(desc="training", unit="step", file=sys.stderr, disable=None, dynamic_ncols=True)
     last = None
+
+    def show(report) -> None:
+        nonlocal last
+        info = report.info
+        if report.total > 1:
+            bar.total = report.total
+            bar.update(report.step - bar.n)
+        if info.get("epoch_done"):
+            last = info["model"]
+            _say(f"{report.message}: mean loss {info['loss']:.4f}")
+        elif "loss" in info:
+            bar.set_postfix_str(
+                f"epoch {info['epoch']}/{params.epochs} {info['stage']} "
+                f"loss {info['loss']:.3f}", refresh=False,
+            )
+        else:
+            bar.set_postfix_str(report.message, refresh=True)
+
     try:
-        while True:
-            try:
-                report = next(steps)
-            except StopIteration as stop:
-                return stop.value, True
-            info = report.info
-            if report.total > 1:
-                bar.total = report.total
-                bar.update(report.step - bar.n)
-            if info.get("epoch_done"):
-                last = info["model"]
-                _say(f"{report.message}: mean loss {info['loss']:.4f}")
-            elif "loss" in info:
-                bar.set_postfix_str(
-                    f"epoch {info['epoch']}/{params.epochs} {info['stage']} "
-                    f"loss {info['loss']:.3f}", refresh=False,
-                )
-            else:
-                bar.set_postfix_str(report.message, refresh=True)
+        return run(steps, show), True
     except KeyboardInterrupt:
         steps.close()
         return last, False
