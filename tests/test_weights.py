@@ -9,34 +9,14 @@ cells for 791 boxes), so only a real regression trips them.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-VALIDATION = REPO / "benchmarks" / "splits" / "cbc-val.txt"
-
-
-def _cellmatch():
-    spec = importlib.util.spec_from_file_location(
-        "cellmatch", REPO / "benchmarks" / "cellmatch.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("cellmatch", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _validation_names() -> list[str]:
-    lines = [ln.strip() for ln in VALIDATION.read_text().splitlines()]
-    return [ln.rsplit("/", 1)[-1] for ln in lines if ln and not ln.startswith("#")]
+from validation import cellmatch, validation_names
 
 
 def test_matching_counts_a_centroid_inside_a_box_once():
-    cm = _cellmatch()
+    cm = cellmatch()
     boxes = [cm.Box("RBC", 0, 0, 10, 10), cm.Box("WBC", 20, 0, 30, 10)]
     # two cells in the first box, none in the second, one outside both
     points = np.array([[5.0, 5.0], [6.0, 6.0], [50.0, 50.0]])
@@ -55,10 +35,10 @@ def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
 
     if not bundled_model_path().exists():
         pytest.skip("the bundled weights are not installed")
-    cm = _cellmatch()
+    cm = cellmatch()
     model = ms.load_model(None)
     results = []
-    for name in _validation_names():
+    for name in validation_names():
         image = np.asarray(Image.open(cbc / "images" / name).convert("RGB"))
         labels = ms.segment(image, model=model).labels
         boxes = cm.read_voc(cbc / "annotations" / name.replace(".jpg", ".xml"))
