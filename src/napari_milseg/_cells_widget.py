@@ -32,8 +32,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._dialogs import confirm_replace
 from ._layers import EDIT_DELAY_MS, EDIT_EVENTS, layer_role, same_labels, source_image_name
-from ._widget import confirm_replace
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari

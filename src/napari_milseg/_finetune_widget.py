@@ -32,7 +32,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -40,6 +39,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ._dialogs import confirm_replace
 from ._finetune_job import MADE_WITH, Failure, Pending, finetune_job
 from ._layers import is_image_layer, layer_role
 from ._loss_plot import LossPlot
@@ -517,14 +517,7 @@ class FinetuneWidget(QWidget):
         return out, overwrite
 
     def _confirm_overwrite(self, paths: list[Path]) -> bool:
-        names = " and ".join(str(p) for p in paths)
-        answer = QMessageBox.question(
-            self, "Replace the existing model?",
-            f"{names} already exist{'s' if len(paths) == 1 else ''}. Replace?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return confirm_replace(self, paths, "the existing model")
 
     def _checked_layers(self) -> list[tuple[Any, str, bool]]:
         if not self.use_layers.isChecked():

@@ -28,7 +28,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -36,6 +35,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from ._dialogs import confirm_replace
 from ._layers import (
     EDIT_DELAY_MS,
     EDIT_EVENTS,
@@ -649,17 +649,6 @@ class SegmentWidget(QWidget):
             path = path.with_name(path.name + ".tif")
         if confirm_replace(self, [path]):
             self.export_labels(path, overwrite=path.exists())
-
-
-def confirm_replace(parent, paths) -> bool:
-    """Ask before replacing files; True if none exists or the user agrees."""
-    existing = [str(p) for p in paths if Path(p).exists()]
-    if not existing:
-        return True
-    answer = QMessageBox.question(
-        parent, "Replace files?", "These files exist and would be replaced:\n" + "\n".join(existing)
-    )
-    return answer == QMessageBox.StandardButton.Yes
 
 
 def _image_input(layer) -> tuple[Any, bool, bool]:
