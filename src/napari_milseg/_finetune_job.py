@@ -16,16 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .params import TrainParams
+from .progress import Failure
 
 #: What the card says made the model.
 MADE_WITH = "napari Fine-tune panel"
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A run that ended with a message for the user instead of a model."""
-
-    message: str
 
 
 @dataclass

@@ -47,6 +47,7 @@ from ._layers import (
     same_labels,
 )
 from .params import DEFAULT_INNER, DEFAULT_OUTER, SegmentParams, diameter_from_text
+from .progress import Failure
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -70,18 +71,11 @@ class _Result:
     written: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class _Failure:
-    """A run that ended with a message for the user instead of a result."""
-
-    message: str
-
-
 def _segment_job(data, params: SegmentParams, model, rgb: bool, stack: bool):
     """Worker body: load the model, run the core generator, pass results on.
 
     Problems with the user's input (image or model file) come back as a
-    :class:`_Failure`; anything else is a bug and propagates to napari.
+    :class:`Failure`; anything else is a bug and propagates to napari.
     """
     from .model import ModelError, load_model
     from .preprocess import ImageError
@@ -94,9 +88,9 @@ def _segment_job(data, params: SegmentParams, model, rgb: bool, stack: bool):
         steps = segment_stack_steps if stack else segment_steps
         result = yield from steps(data, params, model, rgb)
     except (ImageError, ModelError) as err:
-        return _Failure(str(err))
+        return Failure(str(err))
     except MemoryError:
-        return _Failure("not enough memory to segment this image; try a smaller image or crop")
+        return Failure("not enough memory to segment this image; try a smaller image or crop")
     return result, model
 
 
@@ -427,7 +421,7 @@ class SegmentWidget(QWidget):
 
         image = self._job_image
 
-        if isinstance(out, _Failure):
+        if isinstance(out, Failure):
             self._set_status("failed")
             show_error(out.message)
             return

@@ -43,6 +43,18 @@ class Progress:
         return 1.0 if self.total <= 0 else min(1.0, self.step / self.total)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """What a job returns when it ends with a message for the user instead of a result.
+
+    The widgets' background jobs return it for problems with the user's
+    input (a bad folder, image or model file); anything else is a bug and
+    propagates.
+    """
+
+    message: str
+
+
 Steps = Generator[Progress, None, T]
 
 
