@@ -44,22 +44,27 @@ def main(out: Path = OUT) -> int:
     while seg.running and time.monotonic() < deadline:
         QApplication.processEvents()
         time.sleep(0.02)
-    for _ in range(50):  # let the table and the canvas catch up
-        QApplication.processEvents()
-        time.sleep(0.02)
+    _settle(50)  # let the table and the canvas catch up
     if seg.cells_layer is None:
         print(f"segmentation failed: {seg.status_label.text()}", file=sys.stderr)
         return 1
     viewer.layers.selection.active = seg.cells_layer
     viewer.reset_view()  # the docks narrowed the canvas after the image was framed
-    for _ in range(10):
-        QApplication.processEvents()
-        time.sleep(0.02)
+    _settle(10)
     out.parent.mkdir(parents=True, exist_ok=True)
     viewer.screenshot(str(out), canvas_only=False, flash=False)
     print(f"{seg.count_label.text()}; saved {out}")
     viewer.close()
     return 0
+
+
+def _settle(rounds: int) -> None:
+    """Let Qt handle pending events for ``rounds`` short pauses."""
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(rounds):
+        QApplication.processEvents()
+        time.sleep(0.02)
 
 
 if __name__ == "__main__":
