@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent, Qt, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,6 +41,7 @@ from qtpy.QtWidgets import (
 
 from ._dialogs import confirm_replace
 from ._finetune_job import MADE_WITH, Failure, Pending, finetune_job
+from ._job_panel import JobPanel
 from ._layers import is_image_layer, layer_role
 from ._loss_plot import LossPlot
 from .params import MIN_POSITIVES, TrainParams, diameter_from_text
@@ -57,7 +58,7 @@ DEFAULT_NAME = "milseg_finetuned.pt"
 _BAD = "border: 1px solid #d33;"
 
 
-class FinetuneWidget(QWidget):
+class FinetuneWidget(JobPanel, QWidget):
     """Dock widget: fine-tune the model on folders of positive (and negative) images.
 
     Parameters
@@ -85,7 +86,6 @@ class FinetuneWidget(QWidget):
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
-        self._worker = None
         self._run: dict[str, Any] = {}
         self._last_model = None
         self._last_epoch = 0
@@ -199,16 +199,6 @@ class FinetuneWidget(QWidget):
 
     # ------------------------------------------------------------ public API
     @property
-    def running(self) -> bool:
-        """Whether a fine-tuning run is going on."""
-        return self._worker is not None
-
-    @property
-    def worker(self):
-        """The running napari worker, or None."""
-        return self._worker
-
-    @property
     def last_good_epoch(self) -> int:
         """The last finished epoch of the current or last run (0 if none)."""
         return self._last_epoch
@@ -265,38 +255,15 @@ class FinetuneWidget(QWidget):
         out, overwrite = destination
         command = _command(positives, negatives, layers, params, init, out)
 
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(
-            finetune_job, positives, negatives, layers, params, init, out, overwrite, command,
-            _start_thread=False,
-        )
-        # bound methods, not lambdas: Qt drops them if this widget is deleted mid-run
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_returned)
-        worker.aborted.connect(self._on_aborted)
-        worker.errored.connect(self._on_errored)
-        worker.finished.connect(self._on_finished)
-        # the dock closed mid-run: stop training at its next step
-        self.destroyed.connect(worker.quit)
-        self._worker = worker
         self._run = {"command": command, "total_epochs": params.epochs, "started": time.time()}
         self._last_model, self._last_epoch, self._pending = None, 0, None
         self.keep_button.setVisible(False)
         self.loss_plot.clear()
-        self.run_button.setText("Cancel")
-        self._set_status("reading images…")
-        self.progress_bar.setRange(0, 0)
-        worker.start()
+        self._launch(finetune_job, positives, negatives, layers, params, init, out, overwrite,
+                     command, status="reading images…")
         return True
 
-    def cancel(self) -> None:
-        """Stop a running fine-tuning at its next step; the last finished epoch is kept."""
-        if self._worker is not None:
-            self._worker.quit()
-            self.run_button.setEnabled(False)
-            self.run_button.setText("Cancelling…")
-            self._set_status("cancelling at the end of the current step…")
+    _start_from_button = start
 
     def keep_last_good(self, path: str | Path | None = None) -> Path | None:
         """Save the model kept after Cancel (or an unsaved result) and make it active.
@@ -399,15 +366,8 @@ class FinetuneWidget(QWidget):
         )
         show_info(f"Fine-tuning cancelled after epoch {k} of {total}; its weights are kept.")
 
-    def _on_errored(self, err) -> None:
-        self._set_status(f"failed: {type(err).__name__}: {err}")
-
     def _on_finished(self) -> None:
-        self._worker = None
-        self.run_button.setText("Fine-tune")
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(1 if self._saved or self._pending else 0)
-        self._check_inputs()
+        self._job_ended("Fine-tune", done=bool(self._saved or self._pending))
 
     # ------------------------------------------------------------ helpers
     def _pending_from(self, model, epoch: int | None) -> Pending:
@@ -648,19 +608,6 @@ class FinetuneWidget(QWidget):
     def _on_start_changed(self, text: str) -> None:
         self._init_row.setVisible(text == START_FILE)
         self._check_inputs()
-
-    def _on_run_clicked(self) -> None:
-        if self.running:
-            self.cancel()
-        else:
-            self.start()
-
-    # ------------------------------------------------------------ closing
-    def event(self, event) -> bool:
-        # napari's dock close button takes this widget out of its dock: stop the run
-        if event.type() == QEvent.Type.ParentChange and self.parent() is None and self.running:
-            self.cancel()
-        return super().event(event)
 
     # ------------------------------------------------------------ dialogs
     def _ask_folder(self, edit: QLineEdit, title: str) -> None:

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from ._dialogs import confirm_replace
+from ._job_panel import JobPanel
 from ._layers import (
     EDIT_DELAY_MS,
     EDIT_EVENTS,
@@ -94,7 +95,7 @@ def _segment_job(data, params: SegmentParams, model, rgb: bool, stack: bool):
     return result, model
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(JobPanel, QWidget):
     """Dock widget: segment an image layer, re-split live, export labels.
 
     Parameters
@@ -116,7 +117,6 @@ class SegmentWidget(QWidget):
         self._model = None  # None: the bundled model, loaded on first use
         self._model_diameter: float | None = None
         self._results: dict[Any, _Result] = {}
-        self._worker = None
         self._job_image = None
         self._updating = False
         self._edit_timer = QTimer(self)
@@ -235,11 +235,6 @@ class SegmentWidget(QWidget):
         return result.heatmap_layer if result is not None else None
 
     @property
-    def running(self) -> bool:
-        """Whether a segmentation is running."""
-        return self._worker is not None
-
-    @property
     def model(self):
         """The active model: a loaded ``MilModel``, or None for the bundled one."""
         return self._model
@@ -310,29 +305,12 @@ class SegmentWidget(QWidget):
         except ValueError as err:
             show_error(str(err))
             return False
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(
-            _segment_job, data, params, self._model, rgb, stack, _start_thread=False
-        )
-        # bound methods, not lambdas: Qt drops them if this widget is deleted mid-run
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_returned)
-        worker.aborted.connect(self._on_aborted)
-        worker.finished.connect(self._on_finished)
-        self._worker, self._job_image = worker, image
-        self.run_button.setText("Cancel")
-        self._set_status(f"segmenting {image.name}…")
-        self.progress_bar.setRange(0, 0)  # busy until the first report
-        worker.start()
+        self._job_image = image
+        self._launch(_segment_job, data, params, self._model, rgb, stack,
+                     status=f"segmenting {image.name}…")
         return True
 
-    def cancel(self) -> None:
-        """Ask a running segmentation to stop at its next step."""
-        if self._worker is not None:
-            self._worker.quit()
-            self.run_button.setEnabled(False)
-            self.run_button.setText("Cancelling…")
+    _start_from_button = segment
 
     def show_result(self, image, heatmap: np.ndarray) -> None:
         """Show a heatmap for an image layer and label it with the current thresholds.
@@ -402,12 +380,6 @@ class SegmentWidget(QWidget):
     def _diameter_value(self) -> float | None:
         return diameter_from_text(self.diameter_edit.text())
 
-    def _on_run_clicked(self) -> None:
-        if self.running:
-            self.cancel()
-        else:
-            self.segment()
-
     def _on_progress(self, report) -> None:
         self.progress_bar.setRange(0, max(report.total, 1))
         self.progress_bar.setValue(min(report.step, max(report.total, 1)))
@@ -436,12 +408,8 @@ class SegmentWidget(QWidget):
         self._set_status(f"done ({model.name})")
 
     def _on_finished(self) -> None:
-        self._worker, self._job_image = None, None
-        self.run_button.setEnabled(True)
-        self.run_button.setText("Segment")
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(1)
-        self._check_inputs()
+        self._job_image = None
+        self._job_ended("Segment", done=True)
 
     # ------------------------------------------------------------ layers
     def _result(self) -> _Result | None:

@@ -388,14 +388,17 @@ def test_removing_the_image_mid_run_drops_the_result(qtbot, viewer, widget, disc
     assert any("removed during segmentation" in text for _, text in notes)
 
 
-def test_closing_the_dock_mid_run_does_not_crash(qtbot, viewer, discs, notes):
+def test_closing_the_dock_mid_run_stops_it_without_crashing(qtbot, viewer, discs, notes):
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment cells")
     widget.set_model(dark_model())
     viewer.add_image(discs, name="smear")
     widget.segment()
-    worker = widget._worker
+    worker = widget.worker
     viewer.window.remove_dock_widget(widget)
+    # the worker's finished signal has not been delivered yet, so the run
+    # still counts as going on and closing the dock asked it to stop
+    assert worker.abort_requested
     # napari keeps a closed dock's widget for reopening; delete it to be harsh
     widget.deleteLater()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=60_000)
