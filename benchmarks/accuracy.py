@@ -32,12 +32,10 @@ HERE = Path(__file__).parent
 
 
 def read_list(path: Path) -> list[Path]:
-    out = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            out.append((path.parent / line).resolve())
-    return out
+    """The images of a split file, resolved (read as ``milseg train`` reads it)."""
+    from napari_milseg.dataset import read_list as read
+
+    return [p.resolve() for p in read(path)]
 
 
 def annotation_for(image: Path) -> Path:

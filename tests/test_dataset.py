@@ -17,6 +17,7 @@ from napari_milseg.dataset import (
     planes,
     read_images,
     read_images_steps,
+    read_list,
     require_positives,
 )
 from napari_milseg.params import MIN_POSITIVES
@@ -111,6 +112,27 @@ def test_the_benchmark_split_list_resolves(cbc):
     paths, skipped = expand_inputs([repo / "benchmarks" / "splits" / "cbc-train.txt"])
     assert len(paths) == 240 and skipped == []
     assert all(p.exists() for p in paths)
+
+
+def test_read_list_keeps_order_and_reads_paths_relative_to_the_list(tmp_path):
+    listing = tmp_path / "splits" / "val.txt"
+    listing.parent.mkdir()
+    absolute = tmp_path / "elsewhere" / "x.png"
+    listing.write_text(f"# validation\n\n  ../b.png \n{absolute}\na.png\n", encoding="utf-8-sig")
+    assert read_list(listing) == [listing.parent / "../b.png", absolute, listing.parent / "a.png"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"# nothing here\n\n", "names no images"), (b"\xff\xfe\x00\xd8 binary", "not a text file")],
+)
+def test_read_list_explains_a_useless_list(tmp_path, content, message):
+    listing = tmp_path / "l.txt"
+    listing.write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        read_list(listing)
+    with pytest.raises(DatasetError, match="cannot be read"):
+        read_list(tmp_path / "missing.txt")
 
 
 def test_a_list_may_name_folders(tmp_path, folder):

@@ -23,5 +23,6 @@ def cellmatch():
 
 def validation_names() -> list[str]:
     """File names of the 60 validation smears (never trained on)."""
-    lines = [ln.strip() for ln in VALIDATION.read_text().splitlines()]
-    return [ln.rsplit("/", 1)[-1] for ln in lines if ln and not ln.startswith("#")]
+    from napari_milseg.dataset import read_list
+
+    return [path.name for path in read_list(VALIDATION)]

@@ -172,7 +172,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
             kind = "list file" if item.suffix.lower() == LIST_SUFFIX else "path"
             raise DatasetError(f"{kind} {item} does not exist")
         if item.is_file() and item.suffix.lower() == LIST_SUFFIX:
-            entries = _read_list(item)
+            entries = read_list(item)
         else:
             entries = [item]
         found: list[Path] = []
@@ -205,7 +205,28 @@ def expand_inputs(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list
 _EXT_HINT = ("JPEG", "PNG", "TIFF", "BMP")
 
 
-def _read_list(path: Path) -> list[Path]:
+def read_list(path: str | Path) -> list[Path]:
+    """Read a ``.txt`` list of image paths, one per line.
+
+    Blank lines and lines starting with ``#`` are skipped; relative paths are
+    taken relative to the list's folder, and ``~`` is expanded.
+
+    Parameters
+    ----------
+    path : str or Path
+        The list file.
+
+    Returns
+    -------
+    list of Path
+        The listed paths, in order; whether they exist is not checked.
+
+    Raises
+    ------
+    DatasetError
+        If the file cannot be read, is not text, or names no images.
+    """
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
