@@ -3,7 +3,7 @@
 A guard against shipping a broken or much worse model: the bundled model is
 run on the 60 validation smears (never trained on; a few seconds) and scored
 against their boxes with the benchmark's own matching. The floors sit below
-what the model card reports for them (recall 0.709, all white cells, 989
+what the model card reports for them (recall 0.769, all white cells, 1129
 cells for 791 boxes), so only a real regression trips them.
 """
 
@@ -45,7 +45,7 @@ def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
         results.append(cm.match(cm.centroids(labels), boxes))
     summary = cm.summarise(results)
     assert summary["images"] == 60
-    assert summary["recall"] >= 0.65, summary
+    assert summary["recall"] >= 0.72, summary
     assert summary["recall_WBC"] >= 0.95, summary
     # neither a blank map nor confetti: the count stays near the boxes'
     assert 0.8 * summary["true"] <= summary["predicted"] <= 1.6 * summary["true"], summary
