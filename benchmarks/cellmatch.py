@@ -62,13 +62,8 @@ class Match:
     true_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def match(points: np.ndarray, boxes: list[Box]) -> Match:
-    """One-to-one matching of centroids ``(x, y)`` to the boxes containing them."""
-    kinds: dict[str, int] = {}
-    for b in boxes:
-        kinds[b.kind] = kinds.get(b.kind, 0) + 1
-    if len(points) == 0 or not boxes:
-        return Match(len(points), len(boxes), 0, {k: 0 for k in kinds}, kinds)
+def _pairs(points: np.ndarray, boxes: list[Box]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``inside`` (points x boxes) and the one-to-one matched ``(rows, cols)``."""
     x, y = points[:, 0:1], points[:, 1:2]
     bx0 = np.array([b.x0 for b in boxes])[None]
     by0 = np.array([b.y0 for b in boxes])[None]
@@ -79,10 +74,53 @@ def match(points: np.ndarray, boxes: list[Box]) -> Match:
     cost = np.where(inside, dist, 1e6)
     rows, cols = linear_sum_assignment(cost)
     ok = inside[rows, cols]
+    return inside, rows[ok], cols[ok]
+
+
+def match(points: np.ndarray, boxes: list[Box]) -> Match:
+    """One-to-one matching of centroids ``(x, y)`` to the boxes containing them."""
+    kinds: dict[str, int] = {}
+    for b in boxes:
+        kinds[b.kind] = kinds.get(b.kind, 0) + 1
+    if len(points) == 0 or not boxes:
+        return Match(len(points), len(boxes), 0, {k: 0 for k in kinds}, kinds)
+    _, rows, cols = _pairs(points, boxes)
     by_kind = {k: 0 for k in kinds}
-    for c in cols[ok]:
+    for c in cols:
         by_kind[boxes[c].kind] += 1
-    return Match(len(points), len(boxes), int(ok.sum()), by_kind, kinds)
+    return Match(len(points), len(boxes), len(rows), by_kind, kinds)
+
+
+def unmatched(labels: np.ndarray, boxes: list[Box]) -> dict[str, int]:
+    """Where the predicted cells without a box of their own lie.
+
+    ``in_matched_box``: the centroid is in a box that another cell matched
+    (often a second piece of one cell); ``border``: the cell touches the
+    image edge (the CBC boxes skip most cut cells there); ``elsewhere``:
+    the rest (cells the boxes missed, or false detections).
+    """
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    out = {"matched": 0, "in_matched_box": 0, "border": 0, "elsewhere": 0}
+    if ids.size == 0:
+        return out
+    points = centroids(labels)
+    edge = np.zeros(labels.shape, dtype=bool)
+    edge[[0, -1], :] = True
+    edge[:, [0, -1]] = True
+    at_border = np.isin(ids, np.unique(labels[edge]))
+    matched = np.zeros(len(ids), dtype=bool)
+    in_box = np.zeros(len(ids), dtype=bool)
+    if boxes:
+        inside, rows, _ = _pairs(points, boxes)
+        matched[rows] = True
+        in_box = inside.any(axis=1)
+    rest = ~matched
+    out["matched"] = int(matched.sum())
+    out["in_matched_box"] = int((rest & in_box).sum())
+    out["border"] = int((rest & ~in_box & at_border).sum())
+    out["elsewhere"] = int((rest & ~in_box & ~at_border).sum())
+    return out
 
 
 def summarise(matches: list[Match]) -> dict[str, float]:
