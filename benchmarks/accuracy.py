@@ -64,16 +64,16 @@ def main(argv=None) -> int:
 
     model = ms.load_model(args.model)
     images = read_list(Path(args.list))[: args.limit]
-    heatmaps, boxes, times = [], [], []
+    heatmaps, labels, boxes, times = [], [], [], []
     for path in images:
         image = np.asarray(Image.open(path).convert("RGB"))
         t0 = time.perf_counter()
         result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter)
         times.append(time.perf_counter() - t0)
         heatmaps.append(result.heatmap)
+        labels.append(result.labels)
         boxes.append(read_voc(annotation_for(path)))
-    matches = [match(centroids(ms.label_cells(h, args.inner, args.outer)), b)
-               for h, b in zip(heatmaps, boxes, strict=True)]
+    matches = [match(centroids(lab), b) for lab, b in zip(labels, boxes, strict=True)]
     summary = summarise(matches)
     summary["seconds_per_image"] = float(np.median(times))
     report = {
@@ -87,8 +87,8 @@ def main(argv=None) -> int:
     print(format_line(f"{args.inner:.2f}/{args.outer:.2f}", summary))
     if args.breakdown:
         totals: dict[str, int] = {}
-        for h, b in zip(heatmaps, boxes, strict=True):
-            for key, n in unmatched(ms.label_cells(h, args.inner, args.outer), b).items():
+        for lab, b in zip(labels, boxes, strict=True):
+            for key, n in unmatched(lab, b).items():
                 totals[key] = totals.get(key, 0) + n
         report["breakdown"] = totals
         print("cells: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items()))
