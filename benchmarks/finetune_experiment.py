@@ -14,7 +14,10 @@ as with another stain and camera). Then:
    are written to ``WORK/positive/`` (no labels of any kind);
 2. the bundled model (or ``--model``) segments the transformed *validation*
    split with default settings: the zero-shot score. For reference it is
-   also run with the true cell diameter given by hand (``--diameter``);
+   also run with the true cell diameter given by hand (``--diameter``),
+   and with the diameter estimated from those images
+   (:func:`napari_milseg.estimate_cell_diameter`, what
+   ``milseg segment --diameter auto`` does);
 3. ``milseg train --positive WORK/positive --epochs N --out WORK/lab.pt``
    fine-tunes it (the same command and code as the Fine-tune panel), timed;
 4. the fine-tuned model segments the same transformed validation images
@@ -115,6 +118,12 @@ def main(argv=None) -> int:
                                               diameter=base.diameter * args.scale)
     print(format_line(f"zero-shot, --diameter {base.diameter * args.scale:.0f}",
                report["zero_shot_true_diameter"]), flush=True)
+    # what `milseg segment --diameter auto` does with a folder of the new lab's images
+    estimate = ms.estimate_cell_diameter(val_images)
+    report["estimated_diameter"] = estimate
+    report["zero_shot_estimated_diameter"] = score(base, val_images, val_boxes, diameter=estimate)
+    print(format_line(f"zero-shot, --diameter auto ({estimate:.0f})",
+               report["zero_shot_estimated_diameter"]), flush=True)
 
     tuned = work / "lab.pt"
     command = [sys.executable, "-m", "napari_milseg", "train", "--positive", str(positive),

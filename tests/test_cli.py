@@ -239,6 +239,7 @@ def test_debug_shows_the_traceback(tmp_path, three_images):
         (["--inner", "abc"], "argument --inner: 'abc' is not a number"),
         (["--diameter", "-3"], "argument --diameter: must be a positive number"),
         (["--diameter", "2"], "diameter 2.0 px is too small"),
+        (["--diameter", "big"], "--diameter: must be a positive number of pixels or 'auto'"),
         (["--workers", "0"], "argument --workers: must be at least 1"),
         (["--workers", "2", "--scheduler", "tcp://x:1"], "not allowed with argument"),
     ],
@@ -301,6 +302,45 @@ def test_diameter_reaches_the_core(tmp_path, three_images, random_model_path):
                   random_model_path, "--diameter", "60")
     assert done.returncode == 0, done.stderr
     assert "3 image(s) segmented" in done.stderr
+
+
+def test_diameter_auto_is_estimated_once_for_the_batch(tmp_path, random_model_path):
+    from napari_milseg.io import read_tiff_metadata
+    from smears import smear
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    centres = [(y, x) for y in (40, 130) for x in (40, 130, 220)]
+    for seed in range(3):
+        rgb, _ = smear(shape=(170, 260), centres=centres, radius=20, seed=seed)
+        Image.fromarray((rgb * 255).round().astype(np.uint8)).save(folder / f"s{seed}.png")
+    (folder / "broken.png").write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    done = milseg("segment", folder, "--out", out, "--model", random_model_path,
+                  "--diameter", "auto")
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stderr.splitlines() if "estimated cell diameter" in x)
+    assert "from 3 image file(s)" in line and "off by a quarter" in line
+    estimate = float(line.split("estimated cell diameter: ")[1].split(" px")[0])
+    assert estimate == pytest.approx(41, rel=0.1)
+    # every image was segmented with that one diameter, and the outputs say so
+    for seed in range(3):
+        made_with = read_tiff_metadata(out / f"s{seed}_labels.tif")
+        assert made_with["diameter"] == pytest.approx(estimate, abs=0.5)
+    assert "broken.png: skipped" in done.stderr
+
+
+def test_diameter_auto_without_cells_exits_1(tmp_path, random_model_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.full((120, 160, 3), 220, np.uint8)).save(folder / "blank.png")
+    done = milseg("segment", folder, "--out", tmp_path / "out", "--model", random_model_path,
+                  "--diameter", "auto")
+    assert done.returncode == 1
+    assert error_lines(done.stderr) == [
+        "milseg: error: --diameter auto: no cell-like objects found to estimate the cell "
+        "diameter; give it"
+    ]
 
 
 @pytest.fixture(scope="module")

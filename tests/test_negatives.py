@@ -79,3 +79,13 @@ def test_background_light_follows_a_gradient():
     light, background = background_light(rgb * ramp, truth > 0, 24)
     assert light[48, 5, 0] < light[48, 120, 0]
     assert not background[30, 30] and background[5, 60]
+
+
+def test_estimate_diameter_in_the_pixels_of_shrunk_images():
+    centres = [(20, 20), (20, 70), (20, 110), (70, 20), (70, 70), (70, 110)]
+    rgb, _ = smear(shape=(96, 140), centres=centres, radius=10)
+    mask = estimate_foreground(rgb)
+    # the same mask, said to be of an image shrunk to half: cells twice as large
+    assert estimate_diameter([mask], [0.5]) == pytest.approx(42, rel=0.1)
+    with pytest.raises(ValueError):
+        estimate_diameter([mask], [1.0, 0.5])

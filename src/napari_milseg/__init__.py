@@ -21,6 +21,7 @@ _EXPORTS = {
     "Segmentation": "segmentation",
     "label_cells": "cells",
     "predict_heatmap": "heatmap",
+    "estimate_cell_diameter": "diameter",
     "SegmentParams": "params",
     "Progress": "progress",
     "ImageError": "preprocess",
@@ -34,6 +35,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cells import label_cells
+    from .diameter import estimate_cell_diameter
     from .heatmap import predict_heatmap
     from .model import ModelError, bundled_model_path, load_model, save_model
     from .params import SegmentParams

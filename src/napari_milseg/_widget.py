@@ -157,6 +157,16 @@ class SegmentWidget(JobPanel, QWidget):
         )
         self.diameter_edit.textChanged.connect(self._check_inputs)
         self._update_diameter_placeholder()
+        self.estimate_button = QPushButton("Estimate")
+        self.estimate_button.setToolTip(
+            "Estimate the cell diameter from the picked image (every plane of a stack) "
+            "and put it in the field; from a single image it is rough"
+        )
+        self.estimate_button.clicked.connect(self.estimate_diameter)
+        self._estimating = None
+        diameter_row = QHBoxLayout()
+        diameter_row.addWidget(self.diameter_edit)
+        diameter_row.addWidget(self.estimate_button)
 
         # outer < inner always: the two ranges are offset by the gap
         self.inner_slider = self._slider(
@@ -185,7 +195,7 @@ class SegmentWidget(JobPanel, QWidget):
         form.addRow("image", self.image_picker)
         form.addRow("model", self.model_label)
         form.addRow("", model_buttons)
-        form.addRow("cell diameter", self.diameter_edit)
+        form.addRow("cell diameter", diameter_row)
         form.addRow("inner", self.inner_slider)
         form.addRow("outer", self.outer_slider)
         layout = QVBoxLayout(self)
@@ -311,6 +321,61 @@ class SegmentWidget(JobPanel, QWidget):
         return True
 
     _start_from_button = segment
+
+    def estimate_diameter(self) -> bool:
+        """Estimate the picked image's cell diameter in the background (as the Estimate button).
+
+        When done, the estimate goes into the cell diameter field. It looks
+        at the image's colour foreground only, not at the model (see
+        :func:`napari_milseg.estimate_cell_diameter`).
+
+        Returns
+        -------
+        bool
+            True if the estimate started; False if one is running or there
+            is no usable image (a message says why).
+        """
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error
+
+        if self._estimating is not None:
+            return False
+        image = self.image_layer
+        try:
+            data, rgb, _ = _image_input(image)
+        except ValueError as err:
+            show_error(str(err))
+            return False
+        worker = create_worker(_estimate_job, data, rgb, image.name, _start_thread=False)
+        worker.returned.connect(self._on_estimated)
+        worker.finished.connect(self._on_estimate_finished)
+        self._estimating = worker
+        self.estimate_button.setEnabled(False)
+        self._set_status(f"estimating the cell diameter of {image.name}…")
+        worker.start()
+        return True
+
+    def _on_estimated(self, out) -> None:
+        from napari.utils.notifications import show_error
+
+        from .diameter import FEW_IMAGES
+
+        if isinstance(out, Failure):
+            self._set_status("cell diameter not estimated")
+            show_error(out.message)
+            return
+        diameter, planes = out
+        self.diameter_edit.setText(f"{diameter:.0f}")
+        where = "1 image" if planes == 1 else f"{planes} planes"
+        self._set_status(
+            f"cell diameter estimated from {where}: {diameter:.0f} px"
+            + ("" if planes >= FEW_IMAGES else "; it can be off by a quarter or more, "
+               "correct it if you know better")
+        )
+
+    def _on_estimate_finished(self) -> None:
+        self._estimating = None
+        self.estimate_button.setEnabled(True)
 
     def show_result(self, image, heatmap: np.ndarray) -> None:
         """Show a heatmap for an image layer and label it with the current thresholds.
@@ -611,6 +676,21 @@ class SegmentWidget(JobPanel, QWidget):
             path = path.with_name(path.name + ".tif")
         if confirm_replace(self, [path]):
             self.export_labels(path, overwrite=path.exists())
+
+
+def _estimate_job(data, rgb: bool, name: str) -> tuple[float, int] | Failure:
+    """Background job of the Estimate button: ``(diameter, planes used)`` or a Failure."""
+    from .diameter import MAX_IMAGES, estimate_diameter_steps, stack_planes
+    from .preprocess import ImageError
+    from .progress import run
+
+    lead = data.shape[: data.ndim - (3 if rgb else 2)]
+    planes = min(math.prod(lead), MAX_IMAGES)
+    try:
+        diameter = run(estimate_diameter_steps(stack_planes(data, rgb), planes, rgb))
+    except (ValueError, ImageError) as err:
+        return Failure(f"Could not estimate the cell diameter of '{name}': {err}")
+    return diameter, planes
 
 
 def _image_input(layer) -> tuple[Any, bool, bool]:

@@ -84,6 +84,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _diameter(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of pixels or 'auto', got {text!r}"
+        ) from None
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -132,10 +143,11 @@ def add_segment_command(subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--diameter",
-        type=_positive_float,
+        type=_diameter,
         default=None,
-        metavar="PX",
-        help="expected cell diameter in pixels (default: the model's training diameter)",
+        metavar="PX|auto",
+        help="expected cell diameter in pixels, or 'auto' to estimate it from the input "
+        "images (default: the model's training diameter)",
     )
     p.add_argument(
         "--model", default=None, metavar="PATH", help="weights file (default: the bundled model)"
@@ -169,8 +181,11 @@ def run_segment(args: argparse.Namespace) -> int:
     from .io import ImageReadError, OutputFolderError, check_output_folder, list_images
     from .params import SegmentParams
 
+    auto = args.diameter == "auto"
     try:
-        params = SegmentParams(inner=args.inner, outer=args.outer, diameter=args.diameter)
+        params = SegmentParams(
+            inner=args.inner, outer=args.outer, diameter=None if auto else args.diameter
+        )
     except ValueError as err:
         raise CliError(str(err)) from err
     try:
@@ -197,6 +212,10 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from .model import ModelError
 
+    if auto:
+        from dataclasses import replace
+
+        params = replace(params, diameter=_estimate_diameter(paths))
     steps = segment_files_steps(
         paths,
         out,
@@ -252,6 +271,56 @@ def run_segment(args: argparse.Namespace) -> int:
         summary += f"; counts in {batch.counts_path}"
     _say(summary)
     return EXIT_OK if ok else EXIT_NOTHING_DONE
+
+
+def _estimate_diameter(paths: list[Path]) -> float:
+    """``--diameter auto``: one cell diameter for the whole batch, with a progress bar."""
+    from tqdm import tqdm
+
+    from .diameter import FEW_IMAGES, MAX_IMAGES, estimate_diameter_steps, evenly_spaced
+    from .progress import run
+
+    picked = evenly_spaced(paths, MAX_IMAGES)
+    per_file = max(1, MAX_IMAGES // len(picked))
+    bar = tqdm(total=len(picked), unit="image", file=sys.stderr, disable=None,
+               dynamic_ncols=True, desc="cell diameter")
+    try:
+        read: list[Path] = []
+        planes = _planes_of(picked, per_file, read, bar)
+        diameter = run(estimate_diameter_steps(planes, skip=True))
+    except ValueError as err:
+        raise CliError(f"--diameter auto: {err}", EXIT_NOTHING_DONE) from err
+    finally:
+        bar.close()
+    used = len(read)
+    note = ""
+    if used < FEW_IMAGES:
+        note = (f"; from fewer than {FEW_IMAGES} images it can be off by a quarter or more, "
+                "give --diameter PX if you know it")
+    _say(f"estimated cell diameter: {diameter:.0f} px, from {used} image file(s){note}")
+    return diameter
+
+
+def _planes_of(paths: list[Path], per_file: int, read: list[Path], bar):
+    """The planes of each readable file, read one file at a time (unreadable ones skipped).
+
+    The files read are appended to ``read``.
+    """
+    import warnings
+
+    from .diameter import stack_planes
+    from .io import ImageReadError, load_image
+
+    for path in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                image = load_image(path)
+        except ImageReadError:
+            continue  # the batch reports it
+        read.append(path)
+        bar.update(1)
+        yield from stack_planes(image.data, bool(image.rgb), per_file)
 
 
 # --- train ---------------------------------------------------------------

@@ -112,7 +112,7 @@ def estimate_foreground(rgb: np.ndarray, diameter: float | None = None) -> np.nd
     return mask
 
 
-def estimate_diameter(masks: list[np.ndarray]) -> float:
+def estimate_diameter(masks: list[np.ndarray], scales: list[float] | None = None) -> float:
     """Typical cell diameter from foreground masks.
 
     Single cells are the blobs that are convex (solidity at least 0.9) and
@@ -126,6 +126,9 @@ def estimate_diameter(masks: list[np.ndarray]) -> float:
     ----------
     masks : list of ndarray, shape (H, W), bool
         Foreground masks from :func:`estimate_foreground`.
+    scales : list of float, optional
+        Size of each mask relative to its image (masks of shrunk images);
+        the estimate is in the images' pixels. Default: all 1.
 
     Returns
     -------
@@ -140,7 +143,7 @@ def estimate_diameter(masks: list[np.ndarray]) -> float:
     from skimage.measure import regionprops
 
     singles, single_areas, radii, areas = [], [], [], []
-    for mask in masks:
+    for mask, scale in zip(masks, scales or [1.0] * len(masks), strict=True):
         labels, n = ndi.label(mask)
         if n == 0:
             continue
@@ -148,13 +151,13 @@ def estimate_diameter(masks: list[np.ndarray]) -> float:
         for region in regionprops(labels, intensity_image=dist):
             if region.area < 20:
                 continue
-            radii.append(region.intensity_max)
-            areas.append(region.area)
+            radii.append(region.intensity_max / scale)
+            areas.append(region.area / scale**2)
             y0, x0, y1, x1 = region.bbox
             inside = y0 > 0 and x0 > 0 and y1 < mask.shape[0] and x1 < mask.shape[1]
             if inside and region.solidity >= 0.9:
-                singles.append(region.equivalent_diameter_area)
-                single_areas.append(region.area)
+                singles.append(region.equivalent_diameter_area / scale)
+                single_areas.append(region.area / scale**2)
     if len(singles) >= 5:
         return _weighted_median(np.array(singles), np.array(single_areas))
     if not radii:

@@ -127,7 +127,7 @@ class TrainParams:
         Crops drawn from every positive image per epoch.
     diameter : float or None
         Cell diameter in the training images, in pixels. None estimates it
-        from the images (see :func:`napari_milseg.negatives.estimate_diameter`).
+        from the images (see :func:`napari_milseg.estimate_cell_diameter`).
     seed : int
         Seed for every random choice, so runs repeat.
     device : str

@@ -112,7 +112,12 @@ def train_steps(
     yield Progress(0, 1, "reading images")
     pos_rgb = [_rgb(image, f"positive image {i + 1}") for i, image in enumerate(positives)]
     neg_rgb = [_rgb(image, f"negative image {i + 1}") for i, image in enumerate(negatives or [])]
-    diameter = params.diameter or _estimate_diameter(pos_rgb)
+    if params.diameter is None:
+        from .diameter import estimate_rgb_diameter
+
+        diameter = estimate_rgb_diameter(pos_rgb)
+    else:
+        diameter = params.diameter
     scale = NET_DIAMETER / diameter
     pos_net = [piece for image in pos_rgb for piece in _to_net_scale(image, scale)]
     neg_net = [piece for image in neg_rgb for piece in _to_net_scale(image, scale)]
@@ -229,26 +234,6 @@ def _rgb(image: np.ndarray, name: str) -> np.ndarray:
         return as_rgb_float(image)
     except ImageError as err:
         raise ImageError(f"{name}: {err}") from None
-
-
-def _estimate_diameter(images: list[np.ndarray]) -> float:
-    from skimage.transform import resize
-
-    from .negatives import estimate_diameter, estimate_foreground
-
-    masks = []
-    for image in images:
-        factor = min(1.0, 640 / max(image.shape[:2]))
-        small = image if factor == 1.0 else resize(
-            image, (round(image.shape[0] * factor), round(image.shape[1] * factor)),
-            anti_aliasing=True,
-        )
-        masks.append((estimate_foreground(small), factor))
-    by_factor: dict[float, list] = {}
-    for mask, factor in masks:
-        by_factor.setdefault(factor, []).append(mask)
-    estimates = [estimate_diameter(ms) / f for f, ms in by_factor.items()]
-    return float(np.median(estimates))
 
 
 def _to_net_scale(image: np.ndarray, scale: float) -> list[np.ndarray]:

@@ -329,6 +329,47 @@ def test_diameter_field_is_validated_and_passed_on(qtbot, viewer, widget, notes)
     assert "small cells" in names(viewer)
 
 
+def test_estimate_button_fills_the_diameter_field(qtbot, viewer, widget, notes):
+    from smears import smear
+
+    centres = [(20, 20), (20, 70), (20, 110), (70, 20), (70, 70), (70, 110)]
+    planes = [smear(shape=(96, 140), centres=centres, radius=10, seed=s)[0] for s in range(3)]
+    stack = (np.stack(planes) * 255).round().astype(np.uint8)
+    viewer.add_image(stack[0], name="one smear", rgb=True)
+    assert widget.image_layer.name == "one smear"
+    assert widget.estimate_diameter()
+    assert not widget.estimate_button.isEnabled()
+    assert not widget.estimate_diameter()  # one estimate at a time
+    qtbot.waitUntil(widget.estimate_button.isEnabled, timeout=30_000)
+    assert float(widget.diameter_edit.text()) == pytest.approx(21, rel=0.1)
+    assert "from 1 image: 2" in widget.status_label.text()
+    assert "off by a quarter" in widget.status_label.text()
+    assert widget.run_button.isEnabled()  # the estimate is a valid diameter
+
+    viewer.add_image(stack, name="three planes", rgb=True)
+    widget.diameter_edit.setText("")
+    widget.estimate_button.click()
+    qtbot.waitUntil(widget.estimate_button.isEnabled, timeout=30_000)
+    assert float(widget.diameter_edit.text()) == pytest.approx(21, rel=0.1)
+    assert "from 3 planes" in widget.status_label.text()
+
+    # nothing cell-like: a message, and the field keeps what the user had typed
+    viewer.add_image(np.full((80, 80, 3), 220, np.uint8), name="blank", rgb=True)
+    widget.diameter_edit.setText("55")
+    widget.estimate_button.click()
+    qtbot.waitUntil(widget.estimate_button.isEnabled, timeout=30_000)
+    assert widget.diameter_edit.text() == "55"
+    assert errors(notes) == [
+        "Could not estimate the cell diameter of 'blank': no cell-like objects found to "
+        "estimate the cell diameter; give it"
+    ]
+
+
+def test_estimate_without_an_image_explains(widget, notes):
+    assert not widget.estimate_diameter()
+    assert errors(notes) == ["Open an image first (File > Open, or File > Open Sample)."]
+
+
 def test_model_chooser(widget, tmp_path, random_model_path, notes):
     changed = []
     widget.model_changed.connect(changed.append)
