@@ -29,28 +29,54 @@ def test_touching_cells_are_cut_at_the_valley():
     np.testing.assert_array_equal(label_cells(h), expected)
 
 
-def test_cores_are_four_connected_and_extent_needs_a_core():
-    # diagonal cores are two cells; the 0.6 pixel touches a core only diagonally
+def test_cores_and_regions_are_four_connected():
+    # diagonal cores are two cells; the 0.6 pixel touches a core only
+    # diagonally, so it is a region of its own: a third, coreless cell
     h = np.array([[0.9, 0.0, 0.0], [0.0, 0.9, 0.0], [0.0, 0.0, 0.6]])
-    np.testing.assert_array_equal(label_cells(h), [[1, 0, 0], [0, 2, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(label_cells(h), [[1, 0, 0], [0, 2, 0], [0, 0, 3]])
+    np.testing.assert_array_equal(
+        label_cells(h, coreless=False), [[1, 0, 0], [0, 2, 0], [0, 0, 0]]
+    )
 
 
-def test_region_above_outer_without_core_stays_background():
-    h = np.array([[0.0, 0.6, 0.6, 0.0, 0.9, 0.6], [0.0, 0.6, 0.6, 0.0, 0.6, 0.0]])
-    np.testing.assert_array_equal(label_cells(h), [[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 0]])
+def test_region_above_outer_without_core_is_one_cell_unless_asked_not_to():
+    h = np.array([[0.0, 0.6, 0.7, 0.0, 0.9, 0.6], [0.0, 0.6, 0.6, 0.0, 0.6, 0.0]])
+    # the coreless region is numbered in raster order with the cores
+    np.testing.assert_array_equal(label_cells(h), [[0, 1, 1, 0, 2, 2], [0, 1, 1, 0, 2, 0]])
+    np.testing.assert_array_equal(
+        label_cells(h, coreless=False), [[0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 0]]
+    )
+
+
+def test_coreless_region_is_never_split_or_joined_to_a_cell():
+    # two faint bumps joined above outer, and no core anywhere: one cell
+    h = np.array([[0.0, 0.75, 0.55, 0.75, 0.0, 0.45, 0.9, 0.0]])
+    np.testing.assert_array_equal(label_cells(h), [[0, 1, 1, 1, 0, 0, 2, 0]])
 
 
 def test_thresholds_are_strict():
     # exactly inner is not a core, exactly outer is not extent
     h = np.array([[0.8, 0.0, 0.9, 0.5]])
-    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[0, 0, 1, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5, coreless=False), [[0, 0, 1, 0]])
+    # the 0.8 pixel is above outer, though: a coreless cell
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[1, 0, 2, 0]])
 
 
 def test_lower_inner_finds_more_cores_and_outer_sets_extent():
     h = np.array([[0.0, 0.75, 0.0, 0.85, 0.55, 0.45]])
-    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[0, 0, 0, 1, 1, 0]])
-    np.testing.assert_array_equal(label_cells(h, 0.7, 0.5), [[0, 1, 0, 2, 2, 0]])
-    np.testing.assert_array_equal(label_cells(h, 0.8, 0.4), [[0, 0, 0, 1, 1, 1]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5, False), [[0, 0, 0, 1, 1, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.7, 0.5, False), [[0, 1, 0, 2, 2, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.4, False), [[0, 0, 0, 1, 1, 1]])
+    # with coreless regions, lower outer finds more cells; inner only splits
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[0, 1, 0, 2, 2, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.79), [[0, 0, 0, 1, 0, 0]])
+
+
+def test_raising_inner_merges_cells_but_does_not_lose_them():
+    h = np.array([[0.0, 0.9, 0.7, 0.85, 0.0]])
+    np.testing.assert_array_equal(label_cells(h, 0.8, 0.5), [[0, 1, 1, 2, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.95, 0.5), [[0, 1, 1, 1, 0]])
+    np.testing.assert_array_equal(label_cells(h, 0.95, 0.5, coreless=False), [[0] * 5])
 
 
 def test_numbering_is_raster_order_of_cores():
@@ -75,11 +101,13 @@ def test_boolean_map_gives_connected_components():
     np.testing.assert_array_equal(label_cells(h), [[1, 1, 0, 2], [0, 0, 0, 2]])
 
 
-def test_no_core_gives_all_background_int32():
-    labels = label_cells(np.full((3, 4), 0.7))
-    assert labels.dtype == np.int32
-    assert labels.shape == (3, 4)
-    assert not labels.any()
+def test_nothing_above_outer_gives_all_background_int32():
+    for labels in (label_cells(np.full((3, 4), 0.4)),
+                   label_cells(np.full((3, 4), 0.7), coreless=False)):
+        assert labels.dtype == np.int32
+        assert labels.shape == (3, 4)
+        assert not labels.any()
+    np.testing.assert_array_equal(label_cells(np.full((3, 4), 0.7)), np.ones((3, 4)))
 
 
 def test_input_not_modified():
@@ -140,8 +168,9 @@ def test_large_maps_are_flooded_region_by_region_with_the_same_result():
 def test_label_cells_takes_the_regionwise_path_above_the_size_limit(monkeypatch):
     import napari_milseg.cells as cells
 
-    h = np.array([[0.0, 0.6, 0.9, 0.6, 0.9, 0.6, 0.0], [0.0] * 7, [0.9, 0.6, 0.0, 0, 0, 0, 0.9]])
+    h = np.array([[0.0, 0.6, 0.9, 0.6, 0.9, 0.6, 0.0], [0.0] * 7, [0.9, 0.6, 0.0, 0, 0, 0.6, 0.0]])
     expected = cells.label_cells(h, 0.8, 0.5)
+    assert expected.max() == 4  # three cores and a coreless region
     called = []
     original = cells._label_by_region
     monkeypatch.setattr(cells, "WHOLE_IMAGE_PIXELS", 4)

@@ -175,7 +175,8 @@ class SegmentWidget(JobPanel, QWidget):
         )
         self.outer_slider = self._slider(
             DEFAULT_OUTER, THRESHOLD_GAP, 1 - 2 * THRESHOLD_GAP,
-            "Heatmap level of cell extent; kept below inner",
+            "Heatmap level of cell extent; a region above it with no core is a cell "
+            "of its own; kept below inner",
         )
         self.inner_slider.valueChanged.connect(self._on_inner)
         self.outer_slider.valueChanged.connect(self._on_outer)

@@ -2,7 +2,9 @@
 
 Pixels above ``inner`` form cell cores; each connected core seeds one cell.
 Pixels above ``outer`` are flooded from the seeds over the inverted heatmap,
-so touching cells are cut where the heatmap dips between them. This runs on
+so touching cells are cut where the heatmap dips between them. A region
+above ``outer`` that holds no core at all (a faint cell, a cell cut by the
+image edge, a platelet) is one cell of its own. This runs on
 a cached heatmap and takes milliseconds, which is what lets the napari
 sliders re-split live. Maps over a megapixel are flooded region by region
 (same result, time and memory close to linear in the pixels).
@@ -37,7 +39,10 @@ def _validate_heatmap(heatmap: np.ndarray) -> np.ndarray:
 
 
 def label_cells(
-    heatmap: np.ndarray, inner: float = DEFAULT_INNER, outer: float = DEFAULT_OUTER
+    heatmap: np.ndarray,
+    inner: float = DEFAULT_INNER,
+    outer: float = DEFAULT_OUTER,
+    coreless: bool = True,
 ) -> np.ndarray:
     """Split a cell-probability map into labelled cells.
 
@@ -49,12 +54,18 @@ def label_cells(
         Level above which pixels are cell cores; each connected core is one cell.
     outer : float
         Level above which pixels belong to a cell; must be below ``inner``.
+    coreless : bool
+        Whether a connected region above ``outer`` that holds no core is a
+        cell too (the default). Such regions are cells the map is less sure
+        of: faint cells, cells cut by the image edge, platelets. False
+        leaves them 0 (self-training does, to draw its targets only from
+        cells with a core).
 
     Returns
     -------
     ndarray, shape (H, W), int32
         0 for background, ``1..n`` for the cells, numbered in raster order of
-        their cores. Regions above ``outer`` without a core stay 0.
+        their cores (a coreless region is its own core).
 
     Raises
     ------
@@ -74,24 +85,44 @@ def label_cells(
     >>> h = np.array([[0.0, 0.6, 0.9, 0.6, 0.9, 0.6, 0.0]])
     >>> label_cells(h, inner=0.8, outer=0.5)
     array([[0, 1, 1, 1, 2, 2, 0]], dtype=int32)
+
+    A faint blob with no core is a cell as well, unless ``coreless=False``:
+
+    >>> h = np.array([[0.0, 0.9, 0.6, 0.0, 0.7, 0.0]])
+    >>> label_cells(h)
+    array([[0, 1, 1, 0, 2, 0]], dtype=int32)
+    >>> label_cells(h, coreless=False)
+    array([[0, 1, 1, 0, 0, 0]], dtype=int32)
     """
     check_thresholds(inner, outer)
     heatmap = _validate_heatmap(heatmap)
     from skimage.segmentation import watershed
 
-    markers, count = ndi.label(heatmap > inner, structure=_CONNECTIVITY)
+    cores = heatmap > inner
+    mask = heatmap > outer
+    regions = None
+    if coreless:
+        regions, count = ndi.label(mask, structure=_CONNECTIVITY)
+        has_core = np.zeros(count + 1, dtype=bool)
+        has_core[regions[cores]] = True
+        has_core[0] = True
+        cores |= ~has_core[regions]
+    markers, count = ndi.label(cores, structure=_CONNECTIVITY)
     if count == 0:
         return np.zeros(heatmap.shape, dtype=np.int32)
-    mask = heatmap > outer
     if heatmap.size > WHOLE_IMAGE_PIXELS:
-        return _label_by_region(heatmap, markers, mask, REGION_TILE)
+        return _label_by_region(heatmap, markers, mask, REGION_TILE, regions)
     # flood from the cores downhill; the heatmap's valleys become the borders
     labels = watershed(-heatmap.astype(np.float32, copy=False), markers, mask=mask)
     return labels.astype(np.int32, copy=False)
 
 
 def _label_by_region(
-    heatmap: np.ndarray, markers: np.ndarray, mask: np.ndarray, tile: int
+    heatmap: np.ndarray,
+    markers: np.ndarray,
+    mask: np.ndarray,
+    tile: int,
+    regions: np.ndarray | None = None,
 ) -> np.ndarray:
     """The watershed of :func:`label_cells`, run piecewise on large maps.
 
@@ -105,7 +136,9 @@ def _label_by_region(
     """
     from skimage.segmentation import watershed
 
-    regions, count = ndi.label(mask, structure=_CONNECTIVITY)
+    if regions is None:
+        regions = ndi.label(mask, structure=_CONNECTIVITY)[0]
+    count = int(regions.max())
     out = np.zeros(heatmap.shape, dtype=np.int32)
     boxes = ndi.find_objects(regions)
     starts = np.array([(box[0].start // tile, box[1].start // tile) for box in boxes])

@@ -164,7 +164,7 @@ def confident_cells(
         of the colour foreground.
     """
     mask = (heatmap > 0.5) & foreground
-    labels = label_cells(heatmap, 0.8, 0.5)
+    labels = label_cells(heatmap, 0.8, 0.5, coreless=False)
     pieces, _ = ndi.label(mask & (labels > 0))
     # tier 1: one candidate per (connected piece, model label) pair
     combined = pieces.astype(np.int64) * (int(labels.max()) + 1) + labels

@@ -107,23 +107,30 @@ def test_sliders_relabel_the_cached_heatmap(viewer, widget, monkeypatch):
     widget.show_result(image, heatmap)
     cells = viewer.layers["img cells"]
     np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.8, 0.5))
-    assert n_cells(cells.data) == 1
+    # the strong blob has a core; the weak one (0.75) is a coreless cell
+    assert n_cells(cells.data) == 2
 
     # the network must not run again: any model use would fail
     import napari_milseg.segmentation as segmentation
 
     monkeypatch.setattr(segmentation, "heatmap_steps", None)
-    widget.inner_slider.setValue(0.7)
+    widget.outer_slider.setValue(0.78)  # above the weak blob's peak
     assert not widget.running
     assert "hand edits" not in widget.status_label.text()
     assert viewer.layers["img cells"] is cells
-    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.7, 0.5))
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.8, 0.78))
+    assert n_cells(cells.data) == 1
+    assert widget.count_label.text() != "2 cells"
+
+    widget.inner_slider.setValue(0.7)  # pushes outer down along with it
+    assert widget.outer == pytest.approx(0.69)
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.7, 0.69))
     assert n_cells(cells.data) == 2
     assert widget.count_label.text() == "2 cells"
 
     widget.outer_slider.setValue(0.3)
     np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.7, 0.3))
-    assert (np.asarray(cells.data) > 0).sum() > (label_cells(heatmap, 0.7, 0.5) > 0).sum()
+    assert (np.asarray(cells.data) > 0).sum() > (label_cells(heatmap, 0.7, 0.69) > 0).sum()
     assert names(viewer) == ["img", "img heatmap", "img cells"]
 
 
