@@ -68,8 +68,8 @@ def estimate_cell_diameter(images, rgb: bool | None = None) -> float:
     """
     if isinstance(images, np.ndarray) or hasattr(images, "__array_interface__"):
         images = [np.asarray(images)]
-    images = list(images)
-    return run(estimate_diameter_steps(evenly_spaced(images, MAX_IMAGES), len(images), rgb))
+    picked = evenly_spaced(list(images), MAX_IMAGES)
+    return run(estimate_diameter_steps(picked, len(picked), rgb))
 
 
 def evenly_spaced(items: list, limit: int) -> list:
