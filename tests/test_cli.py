@@ -320,7 +320,7 @@ def test_diameter_auto_is_estimated_once_for_the_batch(tmp_path, random_model_pa
                   "--diameter", "auto")
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stderr.splitlines() if "estimated cell diameter" in x)
-    assert "from 3 image file(s)" in line and "off by a quarter" in line
+    assert "from 3 image file(s)" in line and "off by half" in line
     estimate = float(line.split("estimated cell diameter: ")[1].split(" px")[0])
     assert estimate == pytest.approx(41, rel=0.1)
     # every image was segmented with that one diameter, and the outputs say so

@@ -370,8 +370,8 @@ class SegmentWidget(JobPanel, QWidget):
         where = "1 image" if planes == 1 else f"{planes} planes"
         self._set_status(
             f"cell diameter estimated from {where}: {diameter:.0f} px"
-            + ("" if planes >= FEW_IMAGES else "; it can be off by a quarter or more, "
-               "correct it if you know better")
+            + ("" if planes >= FEW_IMAGES else "; from so few it can be off by half or "
+               "more, check it against a cell")
         )
 
     def _on_estimate_finished(self) -> None:

@@ -295,7 +295,7 @@ def _estimate_diameter(paths: list[Path]) -> float:
     used = len(read)
     note = ""
     if used < FEW_IMAGES:
-        note = (f"; from fewer than {FEW_IMAGES} images it can be off by a quarter or more, "
+        note = (f"; from fewer than {FEW_IMAGES} images it can be off by half or more, "
                 "give --diameter PX if you know it")
     _say(f"estimated cell diameter: {diameter:.0f} px, from {used} image file(s){note}")
     return diameter

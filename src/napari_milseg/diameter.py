@@ -8,11 +8,11 @@ labels and without the network: each image's rough colour foreground
 are pooled into one area-weighted median (:func:`negatives.estimate_diameter`).
 Training uses the same estimate for its images.
 
-Pooling is what makes it work: measured on the 60 CBC validation smears
-(cells about 100 px), the pooled estimate was 97-104 px at every
-magnification tried (0.4x to 1.5x), groups of 10 images gave 87-129 px, and
-single images anywhere from 45 to over 200 px. So estimate from a batch,
-not from one image.
+Pooling is what makes it work: measured on the 300 CBC smears (cells about
+100 px) at 1x, 0.6x and 0.4x, single images gave anything from 10 to over
+300 px, groups of 12 images 78-130 px, groups of 25 86-121 px and all of
+them 102-104 px (``benchmarks/diameter.py``). So estimate from a batch, not
+from one image.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .progress import Progress, Steps, run
 ESTIMATE_SIDE = 640
 #: Most images (or planes of a stack) one estimate looks at; more add time, not accuracy.
 MAX_IMAGES = 50
-#: Below this many images the estimate can be off by a quarter or more.
+#: Below this many images the estimate can be off by half or more.
 FEW_IMAGES = 10
 
 

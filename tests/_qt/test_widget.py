@@ -350,7 +350,7 @@ def test_estimate_button_fills_the_diameter_field(qtbot, viewer, widget, notes):
     qtbot.waitUntil(widget.estimate_button.isEnabled, timeout=30_000)
     assert float(widget.diameter_edit.text()) == pytest.approx(21, rel=0.1)
     assert "from 1 image: 2" in widget.status_label.text()
-    assert "off by a quarter" in widget.status_label.text()
+    assert "off by half" in widget.status_label.text()
     assert widget.run_button.isEnabled()  # the estimate is a valid diameter
 
     viewer.add_image(stack, name="three planes", rgb=True)
