@@ -7,7 +7,7 @@ from napari_milseg.diameter import (
     ESTIMATE_SIDE,
     estimate_diameter_steps,
     evenly_spaced,
-    stack_planes,
+    plane_indices,
 )
 from napari_milseg.preprocess import ImageError
 from napari_milseg.progress import Progress, run
@@ -69,16 +69,18 @@ def test_no_cells_no_images_and_bad_images_are_explained():
     assert run(estimate_diameter_steps([bad, discs()], skip=True)) == pytest.approx(21, rel=0.1)
 
 
-def test_evenly_spaced_and_stack_planes():
+def test_evenly_spaced_and_plane_indices():
     assert evenly_spaced(list(range(5)), 10) == [0, 1, 2, 3, 4]
     assert evenly_spaced(list(range(100)), 3) == [0, 50, 99]
     stack = np.stack([discs(seed) for seed in range(4)])
-    planes = list(stack_planes(stack, rgb=True, limit=2))
-    assert len(planes) == 2
-    np.testing.assert_array_equal(planes[1], stack[3])
-    assert len(list(stack_planes(stack[0], rgb=True))) == 1
+    indices = plane_indices(stack.shape, rgb=True, limit=2)
+    assert len(indices) == 2
+    np.testing.assert_array_equal(stack[indices[1]], stack[3])
+    assert len(plane_indices(stack[0].shape, rgb=True)) == 1
     grey = stack.mean(axis=-1)
-    assert [p.shape for p in stack_planes(grey, rgb=False)] == [(96, 140)] * 4
+    assert [grey[i].shape for i in plane_indices(grey.shape, rgb=False)] == [(96, 140)] * 4
+    with pytest.raises(ImageError):
+        plane_indices((5,), rgb=False)
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])

@@ -681,17 +681,17 @@ class SegmentWidget(JobPanel, QWidget):
 
 def _estimate_job(data, rgb: bool, name: str) -> tuple[float, int] | Failure:
     """Background job of the Estimate button: ``(diameter, planes used)`` or a Failure."""
-    from .diameter import MAX_IMAGES, estimate_diameter_steps, stack_planes
+    from .diameter import estimate_diameter_steps, plane_indices
     from .preprocess import ImageError
     from .progress import run
 
-    lead = data.shape[: data.ndim - (3 if rgb else 2)]
-    planes = min(math.prod(lead), MAX_IMAGES)
     try:
-        diameter = run(estimate_diameter_steps(stack_planes(data, rgb), planes, rgb))
+        indices = plane_indices(data.shape, rgb)
+        planes = (np.asarray(data[index]) for index in indices)
+        diameter = run(estimate_diameter_steps(planes, len(indices), rgb))
     except (ValueError, ImageError) as err:
         return Failure(f"Could not estimate the cell diameter of '{name}': {err}")
-    return diameter, planes
+    return diameter, len(indices)
 
 
 def _image_input(layer) -> tuple[Any, bool, bool]:

@@ -308,19 +308,24 @@ def _planes_of(paths: list[Path], per_file: int, read: list[Path], bar):
     """
     import warnings
 
-    from .diameter import stack_planes
+    import numpy as np
+
+    from .diameter import plane_indices
     from .io import ImageReadError, load_image
+    from .preprocess import ImageError
 
     for path in paths:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 image = load_image(path)
-        except ImageReadError:
+            indices = plane_indices(image.data.shape, bool(image.rgb), per_file)
+        except (ImageReadError, ImageError):
             continue  # the batch reports it
         read.append(path)
         bar.update(1)
-        yield from stack_planes(image.data, bool(image.rgb), per_file)
+        for index in indices:
+            yield np.asarray(image.data[index])
 
 
 # --- train ---------------------------------------------------------------

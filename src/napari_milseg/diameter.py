@@ -17,7 +17,7 @@ from one image.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -147,17 +147,22 @@ def rgb_foreground(image: np.ndarray) -> tuple[np.ndarray, float]:
     return estimate_foreground(image), scale
 
 
-def stack_planes(data, rgb: bool, limit: int = MAX_IMAGES) -> Iterator[np.ndarray]:
-    """Up to ``limit`` evenly spaced 2D planes of an image or stack, read one at a time.
+def plane_indices(shape: tuple[int, ...], rgb: bool, limit: int = MAX_IMAGES) -> list[tuple]:
+    """Indices of up to ``limit`` evenly spaced 2D planes of an image or stack.
 
     Parameters
     ----------
-    data : array-like, shape (..., H, W) or (..., H, W, C)
-        An image or a stack (a numpy, dask or zarr array).
+    shape : tuple of int
+        ``(..., H, W)`` or ``(..., H, W, C)``.
     rgb : bool
         Whether the last axis holds colour channels.
+
+    Raises
+    ------
+    ImageError
+        If the shape holds no 2D image (see :func:`segmentation.stack_planes`).
     """
-    lead = tuple(data.shape[: data.ndim - (3 if rgb else 2)])
-    indices = list(np.ndindex(*lead)) if lead else [()]
-    for index in evenly_spaced(indices, limit):
-        yield np.asarray(data[index])
+    from .segmentation import stack_planes
+
+    lead, _ = stack_planes(tuple(shape), rgb)
+    return evenly_spaced(list(np.ndindex(*lead)), limit)
