@@ -27,6 +27,28 @@ def test_matching_counts_a_centroid_inside_a_box_once():
     assert result["count_accuracy"] == pytest.approx(1 - 1 / 2)
 
 
+def test_interior_matching_leaves_out_unmatched_cells_and_boxes_cut_by_the_edge():
+    cm = cellmatch()
+    labels = np.zeros((40, 60), dtype=np.int32)
+    labels[0:6, 20:26] = 1  # cut by the top edge, no box: left out
+    labels[15:21, 15:21] = 2  # inside, no box: a false positive
+    labels[30:40, 50:60] = 3  # cut by the corner, in a box cut there too: a match
+    boxes = [
+        cm.Box("RBC", 50, 30, 60, 40),  # matched by cell 3 (VOC: 1-based, ends at the width)
+        cm.Box("RBC", 1, 10, 8, 20),  # cut by the left edge, no cell: left out
+        cm.Box("WBC", 30, 10, 40, 20),  # inside, no cell: a miss
+    ]
+    everything = cm.match(cm.centroids(labels), boxes)
+    assert (everything.predicted, everything.true, everything.matched) == (3, 3, 1)
+    interior = cm.match_interior(labels, boxes)
+    assert (interior.predicted, interior.true, interior.matched) == (2, 2, 1)
+    assert interior.true_by_kind == {"RBC": 1, "WBC": 1}
+    assert interior.matched_by_kind == {"RBC": 1, "WBC": 0}
+    summary = cm.summarise([interior])
+    assert summary["precision"] == pytest.approx(0.5)
+    assert summary["recall"] == pytest.approx(0.5)
+
+
 def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
     from PIL import Image
 
