@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from napari_milseg.negatives import (
+    NOISE_WIDTHS,
+    TRAINING_NOISE_WIDTHS,
     background_light,
     estimate_diameter,
     estimate_foreground,
@@ -31,6 +33,23 @@ def test_foreground_fills_pale_centres_but_not_background_pockets():
     rgb, _ = smear(shape=(96, 128), centres=centres, radius=13)
     mask = estimate_foreground(rgb, diameter=26)
     assert not mask[48, 64]
+
+
+def test_training_foreground_also_finds_pale_cells():
+    # two well-stained cells and one pale cell, barely darker than the background
+    rgb, truth = smear(shape=(96, 160), centres=((30, 30), (60, 90)), radius=12)
+    pale = disc(truth.shape, (40, 135), 12)
+    noise = np.random.default_rng(1).normal(0, 0.01, (pale.sum(), 3))
+    rgb[pale] = np.clip(np.array((0.85, 0.88, 0.9)) - (0.0075, 0.025, 0.015) + noise, 0, 1)
+    around_pale = disc(truth.shape, (40, 135), 16)
+    background = (truth == 0) & ~around_pale
+    default = estimate_foreground(rgb, diameter=24)
+    training = estimate_foreground(rgb, diameter=24, noise_widths=TRAINING_NOISE_WIDTHS)
+    assert TRAINING_NOISE_WIDTHS < NOISE_WIDTHS
+    assert default[pale].mean() < 0.2
+    assert training[pale].mean() > 0.6
+    assert iou(training & ~around_pale, truth > 0) > 0.9  # the stained cells as before
+    assert default[background].mean() < 0.02 and training[background].mean() < 0.02
 
 
 def test_foreground_on_dark_background_fluorescence():

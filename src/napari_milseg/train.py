@@ -123,10 +123,19 @@ def train_steps(
     neg_net = [piece for image in neg_rgb for piece in _to_net_scale(image, scale)]
     del pos_rgb, neg_rgb
 
-    from .negatives import background_light, estimate_foreground, synthesize_negative
+    from .negatives import (
+        TRAINING_NOISE_WIDTHS,
+        background_light,
+        estimate_foreground,
+        synthesize_negative,
+    )
 
     yield Progress(0, 1, "preparing negatives")
-    foreground = [estimate_foreground(image, NET_DIAMETER) for image in pos_net]
+    # a lower threshold than the default, so that pale red cells are foreground:
+    # painted out of the negatives, and never taught as background
+    foreground = [
+        estimate_foreground(image, NET_DIAMETER, TRAINING_NOISE_WIDTHS) for image in pos_net
+    ]
     lights = [
         background_light(img, fg, NET_DIAMETER)
         for img, fg in zip(pos_net, foreground, strict=True)
