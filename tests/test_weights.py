@@ -3,8 +3,8 @@
 A guard against shipping a broken or much worse model: the bundled model is
 run on the 60 validation smears (never trained on; a few seconds) and scored
 against their boxes with the benchmark's own matching. The floors sit below
-what the model card reports for them (recall 0.794, all white cells, 1213
-cells for 791 boxes), so only a real regression trips them.
+what the model card reports for them (recall 0.866, all white cells; inside
+the image, 926 cells for 781 boxes), so only a real regression trips them.
 """
 
 from __future__ import annotations
@@ -59,15 +59,18 @@ def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
         pytest.skip("the bundled weights are not installed")
     cm = cellmatch()
     model = ms.load_model(None)
-    results = []
+    results, interior = [], []
     for name in validation_names():
         image = np.asarray(Image.open(cbc / "images" / name).convert("RGB"))
         labels = ms.segment(image, model=model).labels
         boxes = cm.read_voc(cbc / "annotations" / name.replace(".jpg", ".xml"))
         results.append(cm.match(cm.centroids(labels), boxes))
+        interior.append(cm.match_interior(labels, boxes))
     summary = cm.summarise(results)
     assert summary["images"] == 60
-    assert summary["recall"] >= 0.72, summary
+    assert summary["recall"] >= 0.8, summary
     assert summary["recall_WBC"] >= 0.95, summary
-    # neither a blank map nor confetti: the count stays near the boxes'
-    assert 0.8 * summary["true"] <= summary["predicted"] <= 1.6 * summary["true"], summary
+    # neither a blank map nor confetti: away from the image edge, where the
+    # boxes skip few cells, the count stays near the boxes'
+    inside = cm.summarise(interior)
+    assert 0.8 * inside["true"] <= inside["predicted"] <= 1.4 * inside["true"], inside
