@@ -165,6 +165,60 @@ def test_large_maps_are_flooded_region_by_region_with_the_same_result():
         np.testing.assert_array_equal(_label_by_region(heat, markers, mask, tile), whole)
 
 
+def test_cores_and_coreless_regions_kept_out_of_the_flood_give_the_plain_watershed():
+    # label_cells leaves marker pixels that cannot spread out of the flood
+    # (see cells._flood); the labels must be those of skimage's watershed
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    from napari_milseg.cells import _CONNECTIVITY
+
+    rng = np.random.default_rng(1)
+    heat = ndi.gaussian_filter(rng.random((240, 320)), 5)
+    heat = (heat - heat.min()) / (heat.max() - heat.min())
+    seen_coreless = False
+    for inner, outer in ((0.8, 0.5), (0.6, 0.4), (0.7, 0.3)):
+        mask = heat > outer
+        regions, count = ndi.label(mask, structure=_CONNECTIVITY)
+        cores = heat > inner
+        has_core = np.zeros(count + 1, dtype=bool)
+        has_core[regions[cores]] = True
+        coreless = mask & ~has_core[regions]
+        markers, cells = ndi.label(cores | coreless, structure=_CONNECTIVITY)
+        assert cells > 10
+        seen_coreless |= bool(coreless.any())
+        expected = watershed(-heat.astype(np.float32), markers, mask=mask)
+        np.testing.assert_array_equal(label_cells(heat, inner, outer), expected)
+    assert seen_coreless
+
+
+def test_a_region_across_the_whole_map_is_flooded_tile_by_tile_with_the_same_result(
+    monkeypatch,
+):
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    from napari_milseg import cells
+
+    rng = np.random.default_rng(2)
+    # blobs about 40 px across whose mask (above 0.3) joins into one region
+    heat = ndi.gaussian_filter(rng.random((700, 650)), 6)
+    heat = (heat - heat.min()) / (heat.max() - heat.min())
+    markers, count = ndi.label(heat > 0.6, structure=cells._CONNECTIVITY)
+    mask = heat > 0.3
+    regions, _ = ndi.label(mask, structure=cells._CONNECTIVITY)
+    spans = [max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in ndi.find_objects(regions)]
+    assert count > 100 and max(spans) > 600
+    whole = watershed(-heat.astype(np.float32), markers, mask=mask)
+    tiled = []
+    original = cells._flood_in_tiles
+    monkeypatch.setattr(cells, "_flood_in_tiles", lambda *a: tiled.append(a) or original(*a))
+    # squares of 200 px flooded in crops of 456 px: none holds the whole region
+    labels = cells._label_by_region(heat, markers, mask, 100, regions)
+    assert tiled
+    np.testing.assert_array_equal(labels, whole)
+
+
 def test_label_cells_takes_the_regionwise_path_above_the_size_limit(monkeypatch):
     import napari_milseg.cells as cells
 

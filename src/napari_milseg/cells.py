@@ -6,8 +6,10 @@ so touching cells are cut where the heatmap dips between them. A region
 above ``outer`` that holds no core at all (a faint cell, a cell cut by the
 image edge, a platelet) is one cell of its own. This runs on
 a cached heatmap and takes milliseconds, which is what lets the napari
-sliders re-split live. Maps over a megapixel are flooded region by region
-(same result, time and memory close to linear in the pixels).
+sliders re-split live. Maps over a megapixel are flooded region by region,
+and a region that runs across many tiles (the mask of a dense smear) tile
+by tile with a margin: the same labels, with time and memory close to
+linear in the pixels.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ _CONNECTIVITY = ndi.generate_binary_structure(2, 1)
 WHOLE_IMAGE_PIXELS = 1024 * 1024
 #: Side of the squares that group regions for the piecewise flood.
 REGION_TILE = 512
+#: Least margin (pixels) around a tile when a region spanning many tiles is
+#: flooded tile by tile (see ``_flood_in_tiles``).
+TILE_MARGIN = 128
 
 
 def _validate_heatmap(heatmap: np.ndarray) -> np.ndarray:
@@ -96,8 +101,6 @@ def label_cells(
     """
     check_thresholds(inner, outer)
     heatmap = _validate_heatmap(heatmap)
-    from skimage.segmentation import watershed
-
     cores = heatmap > inner
     mask = heatmap > outer
     regions = None
@@ -113,7 +116,37 @@ def label_cells(
     if heatmap.size > WHOLE_IMAGE_PIXELS:
         return _label_by_region(heatmap, markers, mask, REGION_TILE, regions)
     # flood from the cores downhill; the heatmap's valleys become the borders
-    labels = watershed(-heatmap.astype(np.float32, copy=False), markers, mask=mask)
+    return _flood(heatmap, markers, mask)
+
+
+def _flood(heatmap: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Marker-controlled watershed of ``-heatmap`` within ``mask``, as int32.
+
+    The same labels as ``skimage.segmentation.watershed(-heatmap, markers,
+    mask=mask)`` (markers outside ``mask`` are ignored, and so is 0 outside
+    it), but a marker pixel with no unlabelled neighbour in the mask is
+    kept out of the flood and copied in afterwards. Such a pixel
+    (inside a core, or anywhere in a coreless region) can give its label to
+    no one, yet the flood would push it on its queue and pop it again;
+    cores are about a quarter of the mask on the bundled model's maps, so
+    this is a good part of a slider move (``benchmarks/speed.py``). Only
+    pixels of equal heatmap value on a border between two cells may be
+    settled the other way, as the queue breaks such ties by its order.
+    """
+    from skimage.segmentation import watershed
+
+    free = mask & (markers == 0)
+    reaches_free = free.copy()
+    reaches_free[1:] |= free[:-1]
+    reaches_free[:-1] |= free[1:]
+    reaches_free[:, 1:] |= free[:, :-1]
+    reaches_free[:, :-1] |= free[:, 1:]
+    settled = mask & (markers > 0) & ~reaches_free
+    flood = mask & ~settled
+    labels = watershed(
+        -heatmap.astype(np.float32, copy=False), np.where(flood, markers, 0), mask=flood
+    )
+    labels[settled] = markers[settled]
     return labels.astype(np.int32, copy=False)
 
 
@@ -129,23 +162,31 @@ def _label_by_region(
     The flood never leaves the connected region of ``mask`` it starts in,
     so regions can be flooded apart. They are grouped by the ``tile`` x
     ``tile`` square their bounding box starts in, and each group is flooded
-    in the crop that holds it. The result is the same as one watershed over
-    the whole map, but time and working memory grow with the regions, not
-    with the image (a single watershed over 100 megapixels took minutes and
-    gigabytes).
-    """
-    from skimage.segmentation import watershed
+    in the crop that holds it: the same result as one watershed over the
+    whole map, with time and working memory that grow with the regions,
+    not with the image (a single watershed over 100 megapixels took
+    minutes and gigabytes).
 
+    A region wider or taller than two tiles (on a dense smear the mask of
+    touching cells can run across the whole image) is flooded in squares
+    of two tiles instead, see :func:`_flood_in_tiles`.
+    """
     if regions is None:
         regions = ndi.label(mask, structure=_CONNECTIVITY)[0]
     count = int(regions.max())
     out = np.zeros(heatmap.shape, dtype=np.int32)
     boxes = ndi.find_objects(regions)
+    spans = np.array([(box[0].stop - box[0].start, box[1].stop - box[1].start) for box in boxes])
+    wide = np.zeros(count + 1, dtype=bool)
+    wide[1:] = spans.max(axis=1) > 2 * tile
     starts = np.array([(box[0].start // tile, box[1].start // tile) for box in boxes])
     cols = int(starts[:, 1].max()) + 1
     group_of = np.zeros(count + 1, dtype=np.int64)
     group_of[1:] = starts[:, 0] * cols + starts[:, 1] + 1
+    group_of[wide] = 0
     for group in np.unique(group_of[1:]):
+        if group == 0:
+            continue
         members = np.flatnonzero(group_of[1:] == group)
         y0 = min(boxes[i][0].start for i in members)
         y1 = max(boxes[i][0].stop for i in members)
@@ -156,6 +197,43 @@ def _label_by_region(
         seeds = np.where(inside, markers[crop], 0)
         if not seeds.any():
             continue
-        flooded = watershed(-heatmap[crop].astype(np.float32), seeds, mask=inside)
+        flooded = _flood(heatmap[crop], seeds, inside)
         out[crop][inside] = flooded[inside]
+    if wide.any():
+        _flood_in_tiles(heatmap, markers, wide[regions], 2 * tile, out)
     return out
+
+
+def _flood_in_tiles(
+    heatmap: np.ndarray, markers: np.ndarray, within: np.ndarray, tile: int, out: np.ndarray
+) -> None:
+    """Flood the pixels of ``within`` tile by tile, writing their labels to ``out``.
+
+    Each ``tile`` x ``tile`` square is flooded in a crop ``margin`` pixels
+    wider on every side and keeps only its own pixels. A pixel is flooded
+    from a core of its own cell or of a neighbour, so a margin of twice the
+    size of a core (the median of the markers' longer side, at least
+    :data:`TILE_MARGIN` pixels) gives the labels of one flood over the whole
+    region, without its queue of tens of millions of pixels. On the
+    bundled model's maps of square mosaics of a smear up to 10000 pixels,
+    whose mask is one region, the labels were identical to one flood
+    (``benchmarks/watershed.py``); a margin of 64 pixels was not enough.
+    Cells much larger than the cores, flooded from far outside their
+    tile, could be cut at a tile's edge; a test floods a map far larger
+    than its tiles against one flood.
+    """
+    boxes = [box for box in ndi.find_objects(markers) if box is not None]
+    sides = [max(box[0].stop - box[0].start, box[1].stop - box[1].start) for box in boxes]
+    margin = max(TILE_MARGIN, 2 * int(np.median(sides))) if sides else TILE_MARGIN
+    rows, cols = heatmap.shape
+    for y in range(0, rows, tile):
+        for x in range(0, cols, tile):
+            own = (slice(y, min(y + tile, rows)), slice(x, min(x + tile, cols)))
+            if not within[own].any():
+                continue
+            y0, x0 = max(0, y - margin), max(0, x - margin)
+            y1, x1 = min(rows, y + tile + margin), min(cols, x + tile + margin)
+            crop = (slice(y0, y1), slice(x0, x1))
+            flooded = _flood(heatmap[crop], markers[crop], within[crop])
+            part = flooded[y - y0 : y - y0 + tile, x - x0 : x - x0 + tile]
+            out[own] = np.where(within[own], part, out[own])
