@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 
 #: Smallest gap the widget keeps between the two thresholds.
 THRESHOLD_GAP = 0.01
+#: Heatmaps with more pixels than this (all planes together) are re-split in
+#: a background thread when a slider moves, so napari never freezes; smaller
+#: ones at once (a 640x480 smear takes about 25 ms, this size about 0.2 s).
+LIVE_PIXELS = 2_000_000
 BUNDLED_LABEL = "bundled (CBC smears)"
 
 
@@ -70,6 +74,11 @@ class _Result:
     cells_layer: Any = None
     #: a copy of the labels last written to ``cells_layer``, to detect hand edits
     written: np.ndarray | None = None
+
+
+def _resplit_job(heatmap: np.ndarray, inner: float, outer: float, token: object):
+    """Worker body: label every plane of a heatmap; ``token`` says which request it was."""
+    return token, label_planes(heatmap, inner, outer)
 
 
 def _segment_job(data, params: SegmentParams, model, rgb: bool, stack: bool):
@@ -118,7 +127,13 @@ class SegmentWidget(JobPanel, QWidget):
         self._model_diameter: float | None = None
         self._results: dict[Any, _Result] = {}
         self._job_image = None
+        self._job_thresholds = None
         self._updating = False
+        # re-splits of large heatmaps run in a worker: the one running, and the
+        # latest request (result, heatmap, inner, outer) the sliders made
+        self._resplitting = None
+        self._resplit_wanted = None
+        self._resplit_started = None
         self._edit_timer = QTimer(self)
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(EDIT_DELAY_MS)
@@ -317,6 +332,7 @@ class SegmentWidget(JobPanel, QWidget):
             show_error(str(err))
             return False
         self._job_image = image
+        self._job_thresholds = (params.inner, params.outer)
         self._launch(_segment_job, data, params, self._model, rgb, stack,
                      status=f"segmenting {image.name}…")
         return True
@@ -378,12 +394,13 @@ class SegmentWidget(JobPanel, QWidget):
         self._estimating = None
         self.estimate_button.setEnabled(True)
 
-    def show_result(self, image, heatmap: np.ndarray) -> None:
+    def show_result(self, image, heatmap: np.ndarray, labels: np.ndarray | None = None) -> None:
         """Show a heatmap for an image layer and label it with the current thresholds.
 
         Writes (or updates in place) ``<image> heatmap`` and ``<image> cells``;
         the Segment button ends here, and so can scripts and tests that have a
-        heatmap already.
+        heatmap already. A heatmap of more than :data:`LIVE_PIXELS` pixels is
+        split in the background, so its cells layer follows a moment later.
 
         Parameters
         ----------
@@ -391,6 +408,9 @@ class SegmentWidget(JobPanel, QWidget):
             The layer the heatmap belongs to.
         heatmap : ndarray, shape (..., H, W), float
             Cell probability per pixel, in ``[0, 1]``, for every plane of ``image``.
+        labels : ndarray, shape (..., H, W), int, optional
+            The heatmap already split at the current thresholds (as
+            :func:`napari_milseg.segment` returns it), used as is.
         """
         heatmap = np.asarray(heatmap, dtype=np.float32)
         result = self._results.get(image)
@@ -398,7 +418,11 @@ class SegmentWidget(JobPanel, QWidget):
             result = self._results[image] = _Result(image=image, heatmap=heatmap)
         result.heatmap = heatmap
         self._write_heatmap(result)
-        self._write_cells(result, label_planes(heatmap, self.inner, self.outer))
+        if labels is not None:
+            self._resplit_wanted = None  # a split of an older heatmap is stale
+            self._write_cells(result, np.asarray(labels, dtype=np.int32))
+        else:
+            self._resplit(result)
 
     def export_labels(self, path, overwrite: bool = False) -> Path | None:
         """Write the picked image's cells layer (with any hand edits) to a TIFF.
@@ -470,7 +494,10 @@ class SegmentWidget(JobPanel, QWidget):
         if image not in self.viewer.layers:
             show_warning(f"'{image.name}' was removed during segmentation; result dropped.")
             return
-        self.show_result(image, segmentation.heatmap)
+        # the worker split the map at the thresholds of the click; reuse that
+        # unless the sliders have moved since
+        same = self._job_thresholds == (self.inner, self.outer)
+        self.show_result(image, segmentation.heatmap, segmentation.labels if same else None)
         self._set_status(f"done ({model.name})")
 
     def _on_finished(self) -> None:
@@ -570,7 +597,54 @@ class SegmentWidget(JobPanel, QWidget):
         result = self._result()
         if result is None or self._updating:
             return
-        self._write_cells(result, label_planes(result.heatmap, self.inner, self.outer))
+        self._resplit(result)
+
+    def _resplit(self, result: _Result) -> None:
+        """Label ``result``'s heatmap at the sliders' thresholds into its cells layer.
+
+        Small heatmaps are split at once. Large ones (more than
+        :data:`LIVE_PIXELS`, a big image or a stack) are split in a worker,
+        one at a time: while one runs, further slider moves only replace
+        the request that runs next, so a drag ends with the thresholds it
+        stopped at and napari stays responsive.
+        """
+        inner, outer = self.inner, self.outer
+        if result.heatmap.size <= LIVE_PIXELS:
+            self._write_cells(result, label_planes(result.heatmap, inner, outer))
+            return
+        self._resplit_wanted = (result, result.heatmap, inner, outer)
+        if self._resplitting is None:
+            self._start_resplit()
+
+    def _start_resplit(self) -> None:
+        from napari.qt.threading import create_worker
+
+        wanted = self._resplit_started = self._resplit_wanted
+        result, heatmap, inner, outer = wanted
+        worker = create_worker(_resplit_job, heatmap, inner, outer, wanted, _start_thread=False)
+        # bound methods, not lambdas: Qt drops them if this widget is deleted
+        worker.returned.connect(self._on_resplit)
+        worker.finished.connect(self._on_resplit_finished)
+        self._resplitting = worker
+        self._set_status(f"splitting {result.image.name} at {inner:.2f} / {outer:.2f}…")
+        worker.start()
+
+    def _on_resplit(self, out) -> None:
+        wanted, labels = out
+        result, heatmap, inner, outer = wanted
+        if wanted is not self._resplit_wanted:
+            return  # the sliders have moved on; the newer split runs next
+        self._resplit_wanted = None
+        if result.heatmap is not heatmap or result.image not in self.viewer.layers:
+            return  # segmented again, or the image is gone
+        self._set_status(f"split at {inner:.2f} / {outer:.2f}")
+        self._write_cells(result, labels)
+
+    def _on_resplit_finished(self) -> None:
+        self._resplitting = None
+        wanted = self._resplit_wanted
+        if wanted is not None and wanted is not self._resplit_started:
+            self._start_resplit()
 
     def _on_inner(self, value: float) -> None:
         if self._updating:

@@ -134,6 +134,78 @@ def test_sliders_relabel_the_cached_heatmap(viewer, widget, monkeypatch):
     assert names(viewer) == ["img", "img heatmap", "img cells"]
 
 
+def test_large_heatmaps_are_split_in_the_background_ending_at_the_last_thresholds(
+    qtbot, viewer, widget, monkeypatch
+):
+    import napari_milseg._widget as widget_module
+
+    # a small map stands in for a large one: 40x60 is over this limit
+    monkeypatch.setattr(widget_module, "LIVE_PIXELS", 1000)
+    splits = []
+    original = widget_module._resplit_job
+
+    def counted(heatmap, inner, outer, token):
+        splits.append((inner, outer))
+        return original(heatmap, inner, outer, token)
+
+    monkeypatch.setattr(widget_module, "_resplit_job", counted)
+    idle = lambda: widget._resplitting is None and widget._resplit_wanted is None  # noqa: E731
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    heatmap = two_blobs()
+    widget.show_result(image, heatmap)
+    assert names(viewer) == ["img", "img heatmap"]  # the cells follow from the worker
+    qtbot.waitUntil(idle, timeout=10_000)
+    cells = viewer.layers["img cells"]
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.8, 0.5))
+
+    # a drag: each move only replaces the request that runs next
+    for outer in (0.78, 0.6, 0.3):
+        widget.outer_slider.setValue(outer)
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.8, 0.5))  # not yet
+    qtbot.waitUntil(idle, timeout=10_000)
+    assert splits == [(0.8, 0.5), (0.8, 0.78), (0.8, 0.3)]
+    assert viewer.layers["img cells"] is cells
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.8, 0.3))
+    assert n_cells(cells.data) == 1  # at 0.3 the two blobs are one region
+    assert widget.count_label.text() == "1 cell"
+    assert "0.80 / 0.30" in widget.status_label.text()
+
+    # a split that ends after the image was segmented again is dropped
+    widget.inner_slider.setValue(0.7)
+    newer = np.zeros_like(heatmap)
+    newer[5:15, 5:15] = 0.9
+    widget.show_result(image, newer, label_cells(newer, 0.7, 0.5))
+    qtbot.waitUntil(idle, timeout=10_000)
+    np.testing.assert_array_equal(cells.data, label_cells(newer, 0.7, 0.5))
+
+
+def test_segment_shows_the_labels_its_worker_made(qtbot, viewer, widget, discs, monkeypatch):
+    import napari_milseg._widget as widget_module
+
+    image = viewer.add_image(discs, name="smear")
+    calls = []
+    monkeypatch.setattr(widget_module, "label_planes", lambda *a: calls.append(a))
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, widget)
+    assert not calls  # not split again in napari's thread
+    heat = viewer.layers["smear heatmap"].data
+    np.testing.assert_array_equal(viewer.layers["smear cells"].data, label_cells(heat))
+    assert widget.count_label.text() == "3 cells"
+    assert image is widget.image_layer
+
+
+def test_slider_moved_during_segment_splits_at_the_new_thresholds(qtbot, viewer, widget, discs):
+    viewer.add_image(discs, name="smear")
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    assert widget.running
+    widget.outer_slider.setValue(0.3)
+    wait_done(qtbot, widget)
+    heat = viewer.layers["smear heatmap"].data
+    expected = label_cells(heat, 0.8, 0.3)
+    assert not np.array_equal(expected, label_cells(heat, 0.8, 0.5))
+    np.testing.assert_array_equal(viewer.layers["smear cells"].data, expected)
+
+
 def test_outer_is_kept_below_inner(widget):
     assert (widget.inner, widget.outer) == (0.8, 0.5)
     widget.inner_slider.setValue(0.4)
