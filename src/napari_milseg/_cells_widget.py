@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._dialogs import confirm_replace
+from ._latest_job import LIVE_PIXELS, LatestJob
 from ._layers import EDIT_DELAY_MS, EDIT_EVENTS, layer_role, same_labels, source_image_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,6 +61,8 @@ class CellsWidget(QWidget):
         self._watched_heatmap = None
         self._measured: np.ndarray | None = None  # labels the table was computed from
         self._points = None
+        # large labels layers are measured in a worker, the newest request last
+        self._measures = LatestJob(self._on_measured, self)
         self._edit_timer = QTimer(self)
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(EDIT_DELAY_MS)
@@ -226,27 +229,51 @@ class CellsWidget(QWidget):
             self.refresh()
 
     # ------------------------------------------------------------ table
-    def refresh(self) -> None:
-        """Measure the picked labels layer again and show the table and summary."""
-        from .measure import cell_table
+    def refresh(self, now: bool = False) -> None:
+        """Measure the picked labels layer again and show the table and summary.
 
+        A layer of more than :data:`LIVE_PIXELS` pixels is measured in a
+        worker (a 5000x5000 one with about 2000 cells takes seconds), so
+        napari stays responsive; the summary says so until the table
+        arrives, and changes made meanwhile are measured after it.
+
+        Parameters
+        ----------
+        now : bool
+            Measure in this thread whatever the size (export does, so that
+            the table it writes is that of the labels it writes).
+        """
         layer = self.labels_layer
         if layer is None:
+            self._measures.drop()
             self.table, self._measured = {}, None
             self._show()
             return
-        data = np.asarray(layer.data)
-        try:
-            self.table = cell_table(
-                data,
-                heatmap=_data_like(self.heatmap_layer, data.shape),
-                image=_data_like(self.intensity_layer, data.shape),
-                scale=layer.scale,
-            )
-        except ValueError as err:
-            _warn(f"Cannot measure '{layer.name}': {err}")
-            self.table = {}
-        self._measured = data.copy()
+        data = np.array(layer.data, copy=True)
+        sources = (
+            _data_like(self.heatmap_layer, data.shape),
+            _data_like(self.intensity_layer, data.shape),
+            tuple(layer.scale),
+        )
+        if now or data.size <= LIVE_PIXELS:
+            self._measures.drop()
+            self._on_measured(_measure_job(layer, data, *sources))
+            return
+        self.summary_label.setText(f"measuring '{layer.name}'…")
+        self._measures.request(_measure_job, layer, data, *sources)
+
+    @property
+    def measuring(self) -> bool:
+        """Whether a large labels layer is being measured in the background."""
+        return self._measures.busy
+
+    def _on_measured(self, out) -> None:
+        layer, data, table, error = out
+        if layer != self.labels_layer:  # not `is`: napari may hand out proxies
+            return  # another layer was picked meanwhile
+        if error is not None:
+            _warn(f"Cannot measure '{layer.name}': {error}")
+        self.table, self._measured = table, data
         if self.table:
             features = {"index": self.table["label"], **self.table}
             if "plane" in self.table:
@@ -383,7 +410,8 @@ class CellsWidget(QWidget):
         if layer is None:
             show_error("Nothing to export: pick a labels layer.")
             return None
-        self._on_labels_changed()
+        if not same_labels(layer.data, self._measured):
+            self.refresh(now=True)
         csv_path, tif_path = export_paths(path)
         existing = [p for p in (csv_path, tif_path) if p.exists()]
         if existing and not overwrite:
@@ -411,6 +439,16 @@ class CellsWidget(QWidget):
         )
         if path and confirm_replace(self, export_paths(path)):
             self.export(path, overwrite=any(p.exists() for p in export_paths(path)))
+
+
+def _measure_job(layer, data: np.ndarray, heatmap, image, scale) -> tuple:
+    """Measure ``data`` (a copy of ``layer``'s labels): ``(layer, data, table, error)``."""
+    from .measure import cell_table
+
+    try:
+        return layer, data, cell_table(data, heatmap=heatmap, image=image, scale=scale), None
+    except ValueError as err:
+        return layer, data, {}, str(err)
 
 
 def export_paths(path) -> tuple[Path, Path]:

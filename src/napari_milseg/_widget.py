@@ -37,6 +37,7 @@ from superqt import QLabeledDoubleSlider
 
 from ._dialogs import confirm_replace
 from ._job_panel import JobPanel
+from ._latest_job import LIVE_PIXELS, LatestJob
 from ._layers import (
     EDIT_DELAY_MS,
     EDIT_EVENTS,
@@ -57,10 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Smallest gap the widget keeps between the two thresholds.
 THRESHOLD_GAP = 0.01
-#: Heatmaps with more pixels than this (all planes together) are re-split in
-#: a background thread when a slider moves, so napari never freezes; smaller
-#: ones at once (a 640x480 smear takes about 25 ms, this size about 0.2 s).
-LIVE_PIXELS = 2_000_000
 BUNDLED_LABEL = "bundled (CBC smears)"
 
 
@@ -129,11 +126,8 @@ class SegmentWidget(JobPanel, QWidget):
         self._job_image = None
         self._job_thresholds = None
         self._updating = False
-        # re-splits of large heatmaps run in a worker: the one running, and the
-        # latest request (result, heatmap, inner, outer) the sliders made
-        self._resplitting = None
-        self._resplit_wanted = None
-        self._resplit_started = None
+        # re-splits of large heatmaps run in a worker, the newest request last
+        self._splits = LatestJob(self._on_resplit, self)
         self._edit_timer = QTimer(self)
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(EDIT_DELAY_MS)
@@ -419,7 +413,7 @@ class SegmentWidget(JobPanel, QWidget):
         result.heatmap = heatmap
         self._write_heatmap(result)
         if labels is not None:
-            self._resplit_wanted = None  # a split of an older heatmap is stale
+            self._splits.drop()  # a split of an older heatmap is stale
             self._write_cells(result, np.asarray(labels, dtype=np.int32))
         else:
             self._resplit(result)
@@ -612,39 +606,21 @@ class SegmentWidget(JobPanel, QWidget):
         if result.heatmap.size <= LIVE_PIXELS:
             self._write_cells(result, label_planes(result.heatmap, inner, outer))
             return
-        self._resplit_wanted = (result, result.heatmap, inner, outer)
-        if self._resplitting is None:
-            self._start_resplit()
-
-    def _start_resplit(self) -> None:
-        from napari.qt.threading import create_worker
-
-        wanted = self._resplit_started = self._resplit_wanted
-        result, heatmap, inner, outer = wanted
-        worker = create_worker(_resplit_job, heatmap, inner, outer, wanted, _start_thread=False)
-        # bound methods, not lambdas: Qt drops them if this widget is deleted
-        worker.returned.connect(self._on_resplit)
-        worker.finished.connect(self._on_resplit_finished)
-        self._resplitting = worker
         self._set_status(f"splitting {result.image.name} at {inner:.2f} / {outer:.2f}…")
-        worker.start()
+        token = (result, result.heatmap, inner, outer)
+        self._splits.request(_resplit_job, result.heatmap, inner, outer, token)
+
+    @property
+    def splitting(self) -> bool:
+        """Whether a re-split of a large heatmap is running or waiting."""
+        return self._splits.busy
 
     def _on_resplit(self, out) -> None:
-        wanted, labels = out
-        result, heatmap, inner, outer = wanted
-        if wanted is not self._resplit_wanted:
-            return  # the sliders have moved on; the newer split runs next
-        self._resplit_wanted = None
+        (result, heatmap, inner, outer), labels = out
         if result.heatmap is not heatmap or result.image not in self.viewer.layers:
             return  # segmented again, or the image is gone
         self._set_status(f"split at {inner:.2f} / {outer:.2f}")
         self._write_cells(result, labels)
-
-    def _on_resplit_finished(self) -> None:
-        self._resplitting = None
-        wanted = self._resplit_wanted
-        if wanted is not None and wanted is not self._resplit_started:
-            self._start_resplit()
 
     def _on_inner(self, value: float) -> None:
         if self._updating:

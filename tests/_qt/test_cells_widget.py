@@ -260,3 +260,69 @@ def test_edits_in_one_plane_of_a_stack(viewer, cells_widget):
 def test_docked_from_the_manifest(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-milseg", "Edit and measure cells")
     assert isinstance(widget, CellsWidget)
+
+
+def test_large_layers_are_measured_in_the_background_newest_request_last(
+    qtbot, viewer, cells_widget, monkeypatch
+):
+    import napari_milseg._cells_widget as module
+
+    # a small layer stands in for a large one: 40x56 is over this limit
+    monkeypatch.setattr(module, "LIVE_PIXELS", 1000)
+    measured = []
+    original = module._measure_job
+
+    def counted(layer, data, *rest):
+        measured.append(ids(data))
+        return original(layer, data, *rest)
+
+    monkeypatch.setattr(module, "_measure_job", counted)
+    labels = np.zeros((40, 56), np.int32)
+    labels[5:15, 5:15] = 1
+    layer = viewer.add_labels(labels, name="cells")
+    assert cells_widget.labels_layer is layer
+    assert cells_widget.measuring
+    assert "measuring 'cells'" in cells_widget.summary_label.text()
+    qtbot.waitUntil(lambda: not cells_widget.measuring, timeout=10_000)
+    assert cells_widget.table["label"].tolist() == [1]
+    assert cells_widget.summary_label.text().startswith("1 cell ·")
+
+    # three changes while one measurement runs: only the last is measured next
+    measured.clear()
+    for n in (2, 3, 4):
+        layer.data_setitem((np.array([20 + n]), np.array([30 + n])), n)
+        cells_widget.refresh()
+    qtbot.waitUntil(lambda: not cells_widget.measuring, timeout=10_000)
+    assert measured[:2] == [[1, 2], [1, 2, 3, 4]] and [1, 2, 3] not in measured
+    assert cells_widget.table["label"].tolist() == [1, 2, 3, 4]
+    assert list(layer.features["label"]) == [1, 2, 3, 4]
+
+    # picking another layer meanwhile drops the stale table
+    other = viewer.add_labels(np.ones((40, 56), np.int32), name="other")
+    layer.data_setitem((np.array([30]), np.array([40])), 5)
+    cells_widget.labels_picker.setCurrentText("cells")
+    cells_widget.labels_picker.setCurrentText("other")
+    qtbot.waitUntil(lambda: not cells_widget.measuring, timeout=10_000)
+    assert cells_widget.labels_layer is other
+    assert cells_widget.table["label"].tolist() == [1]
+
+
+def test_export_of_a_large_layer_writes_the_table_of_its_last_edit(
+    qtbot, viewer, cells_widget, monkeypatch, tmp_path
+):
+    import napari_milseg._cells_widget as module
+
+    monkeypatch.setattr(module, "LIVE_PIXELS", 1000)
+    labels = np.zeros((40, 56), np.int32)
+    labels[5:15, 5:15] = 1
+    layer = viewer.add_labels(labels, name="cells")
+    qtbot.waitUntil(lambda: not cells_widget.measuring, timeout=10_000)
+    layer.data_setitem((np.array([30]), np.array([40])), 7)
+    cells_widget.refresh()  # starts measuring in the background
+    csv_path, tif_path = cells_widget.export(tmp_path / "out.csv")
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["label"]) for r in rows] == [1, 7]
+    assert ids(tifffile.imread(tif_path)) == [1, 7]
+    qtbot.waitUntil(lambda: not cells_widget.measuring, timeout=10_000)
+    assert cells_widget.table["label"].tolist() == [1, 7]

@@ -149,7 +149,7 @@ def test_large_heatmaps_are_split_in_the_background_ending_at_the_last_threshold
         return original(heatmap, inner, outer, token)
 
     monkeypatch.setattr(widget_module, "_resplit_job", counted)
-    idle = lambda: widget._resplitting is None and widget._resplit_wanted is None  # noqa: E731
+    idle = lambda: not widget.splitting  # noqa: E731
     image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
     heatmap = two_blobs()
     widget.show_result(image, heatmap)
