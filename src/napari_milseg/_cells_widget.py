@@ -66,7 +66,7 @@ class CellsWidget(QWidget):
         self._edit_timer = QTimer(self)
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(EDIT_DELAY_MS)
-        self._edit_timer.timeout.connect(self._on_labels_changed)
+        self._edit_timer.timeout.connect(self._refresh_if_changed)
         self._build()
         self._refresh_pickers()
         self._follow_active()
@@ -223,10 +223,11 @@ class CellsWidget(QWidget):
     def _on_labels_event(self, event=None) -> None:
         self._edit_timer.start()  # coalesce a brush drag's many events
 
-    def _on_labels_changed(self) -> None:
+    def _refresh_if_changed(self, now: bool = False) -> None:
+        """Measure again if the labels differ from those the table was made from."""
         layer = self.labels_layer
         if layer is not None and not same_labels(layer.data, self._measured):
-            self.refresh()
+            self.refresh(now=now)
 
     # ------------------------------------------------------------ table
     def refresh(self, now: bool = False) -> None:
@@ -410,8 +411,7 @@ class CellsWidget(QWidget):
         if layer is None:
             show_error("Nothing to export: pick a labels layer.")
             return None
-        if not same_labels(layer.data, self._measured):
-            self.refresh(now=True)
+        self._refresh_if_changed(now=True)
         csv_path, tif_path = export_paths(path)
         existing = [p for p in (csv_path, tif_path) if p.exists()]
         if existing and not overwrite:
