@@ -75,13 +75,14 @@ def main(argv=None) -> int:
 
     model = ms.load_model(args.model)
     images = read_list(Path(args.list))[: args.limit]
-    heatmaps, labels, boxes, times = [], [], [], []
+    heatmaps, diameters, labels, boxes, times = [], [], [], [], []
     for path in images:
         image = np.asarray(Image.open(path).convert("RGB"))
         t0 = time.perf_counter()
         result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter)
         times.append(time.perf_counter() - t0)
         heatmaps.append(result.heatmap)
+        diameters.append(result.diameter)
         labels.append(result.labels)
         boxes.append(read_voc(annotation_for(path)))
     summary = score(labels, boxes)
@@ -108,7 +109,11 @@ def main(argv=None) -> int:
             for outer in (0.3, 0.4, 0.5, 0.6):
                 if outer >= inner:
                     continue
-                s = score([ms.label_cells(h, inner, outer) for h in heatmaps], boxes)
+                split = [
+                    ms.label_cells(h, inner, outer, diameter=d)
+                    for h, d in zip(heatmaps, diameters, strict=True)
+                ]
+                s = score(split, boxes)
                 grid.append({"inner": inner, "outer": outer, **s})
                 show(f"{inner:.2f}/{outer:.2f}", s)
         report["sweep"] = grid

@@ -93,7 +93,7 @@ def child(args) -> dict:
         del heatmap
         heatmap = mosaic(proxy_heatmap(smear, model.diameter), args.child)
     start = time.perf_counter()
-    labels = napari_milseg.label_cells(heatmap)
+    labels = napari_milseg.label_cells(heatmap, diameter=model.diameter)
     label_s = time.perf_counter() - start
     rss_peak = max_rss_mb()
 

@@ -10,7 +10,8 @@ Times, on the same 640x480 smears in one run:
 - ``segment``: :func:`napari_milseg.segment`, network and watershed (what a
   user waits for after clicking Segment);
 - ``label_cells``: the marker-controlled watershed alone on the cached
-  heatmap (what a slider move costs); ``label_cells_proxy`` times it on a
+  heatmap, with the merge of wide cells at the heatmap's cell diameter, as
+  the Segment panel runs it (what a slider move costs); ``label_cells_proxy`` times it on a
   cell-shaped map made from the classical mask (see :func:`proxy_heatmap`),
   which is what counts with an untrained network, whose map has no cores;
 - ``classical``: grayscale, Gaussian blur, Otsu mask, distance transform,
@@ -253,10 +254,10 @@ def main(argv=None) -> int:
         result, ms = timed(napari_milseg.segment, image, model=model)
         times["segment"].append(ms)
         counts["segment"].append(result.count)
-        _, ms = timed(napari_milseg.label_cells, result.heatmap)
+        _, ms = timed(napari_milseg.label_cells, result.heatmap, diameter=result.diameter)
         times["label_cells"].append(ms)
         proxy = proxy_heatmap(image, model.diameter)
-        _, ms = timed(napari_milseg.label_cells, proxy)
+        _, ms = timed(napari_milseg.label_cells, proxy, diameter=model.diameter)
         times["label_cells_proxy"].append(ms)
         labels, ms = timed(classical, image, min_distance=min_distance)
         times["classical"].append(ms)

@@ -42,11 +42,29 @@ def test_shapes_dtypes_and_count(discs, toy):
 
 def test_thresholds_reach_label_cells(discs, toy):
     result = segment(discs, inner=0.9, outer=0.2, model=toy)
+    assert result.diameter == toy.diameter
     np.testing.assert_array_equal(
-        result.labels, napari_milseg.label_cells(result.heatmap, inner=0.9, outer=0.2)
+        result.labels,
+        napari_milseg.label_cells(result.heatmap, inner=0.9, outer=0.2, diameter=toy.diameter),
     )
     # a lower outer threshold gives larger cells
     assert np.count_nonzero(result.labels) > np.count_nonzero(segment(discs, model=toy).labels)
+
+
+def test_wide_cells_are_merged_at_the_diameter_used(discs, toy, monkeypatch):
+    import napari_milseg.segmentation as segmentation
+
+    seen = []
+
+    def spy(heatmap, inner, outer, diameter=None):
+        seen.append(diameter)
+        return napari_milseg.label_cells(heatmap, inner, outer, diameter=diameter)
+
+    monkeypatch.setattr(segmentation, "label_cells", spy)
+    assert segment(discs, model=toy).diameter == toy.diameter
+    assert segment(discs, model=toy, diameter=30).diameter == 30
+    assert segment_stack(np.stack([discs, discs]), model=toy, diameter=30).diameter == 30
+    assert seen == [toy.diameter, 30, 30, 30]
 
 
 def test_input_not_modified(discs, toy):

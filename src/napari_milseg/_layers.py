@@ -63,7 +63,9 @@ def same_labels(data, written: np.ndarray | None) -> bool:
     return data.shape == written.shape and bool(np.array_equal(data, written))
 
 
-def label_planes(heatmap: np.ndarray, inner: float, outer: float) -> np.ndarray:
+def label_planes(
+    heatmap: np.ndarray, inner: float, outer: float, diameter: float | None = None
+) -> np.ndarray:
     """:func:`napari_milseg.label_cells` on every 2D plane of ``(..., H, W)``.
 
     Returns
@@ -75,8 +77,8 @@ def label_planes(heatmap: np.ndarray, inner: float, outer: float) -> np.ndarray:
 
     heatmap = np.asarray(heatmap)
     if heatmap.ndim == 2:
-        return label_cells(heatmap, inner, outer)
+        return label_cells(heatmap, inner, outer, diameter=diameter)
     out = np.zeros(heatmap.shape, dtype=np.int32)
     for index in np.ndindex(*heatmap.shape[:-2]):
-        out[index] = label_cells(heatmap[index], inner, outer)
+        out[index] = label_cells(heatmap[index], inner, outer, diameter=diameter)
     return out

@@ -71,11 +71,15 @@ class _Result:
     cells_layer: Any = None
     #: a copy of the labels last written to ``cells_layer``, to detect hand edits
     written: np.ndarray | None = None
+    #: the cell diameter (px) the heatmap was made for; None skips the merge of wide cells
+    diameter: float | None = None
 
 
-def _resplit_job(heatmap: np.ndarray, inner: float, outer: float, token: object):
+def _resplit_job(
+    heatmap: np.ndarray, inner: float, outer: float, diameter: float | None, token: object
+):
     """Worker body: label every plane of a heatmap; ``token`` says which request it was."""
-    return token, label_planes(heatmap, inner, outer)
+    return token, label_planes(heatmap, inner, outer, diameter)
 
 
 def _segment_job(data, params: SegmentParams, model, rgb: bool, stack: bool):
@@ -388,7 +392,13 @@ class SegmentWidget(JobPanel, QWidget):
         self._estimating = None
         self.estimate_button.setEnabled(True)
 
-    def show_result(self, image, heatmap: np.ndarray, labels: np.ndarray | None = None) -> None:
+    def show_result(
+        self,
+        image,
+        heatmap: np.ndarray,
+        labels: np.ndarray | None = None,
+        diameter: float | None = None,
+    ) -> None:
         """Show a heatmap for an image layer and label it with the current thresholds.
 
         Writes (or updates in place) ``<image> heatmap`` and ``<image> cells``;
@@ -405,12 +415,19 @@ class SegmentWidget(JobPanel, QWidget):
         labels : ndarray, shape (..., H, W), int, optional
             The heatmap already split at the current thresholds (as
             :func:`napari_milseg.segment` returns it), used as is.
+        diameter : float, optional
+            The cell diameter (px) the heatmap was made for
+            (``Segmentation.diameter``). Every split of this heatmap passes
+            it to :func:`napari_milseg.label_cells`, which then merges the
+            pieces of wide cells as :func:`napari_milseg.segment` does;
+            without it they are left apart.
         """
         heatmap = np.asarray(heatmap, dtype=np.float32)
         result = self._results.get(image)
         if result is None:
             result = self._results[image] = _Result(image=image, heatmap=heatmap)
         result.heatmap = heatmap
+        result.diameter = diameter
         self._write_heatmap(result)
         if labels is not None:
             self._splits.drop()  # a split of an older heatmap is stale
@@ -491,7 +508,10 @@ class SegmentWidget(JobPanel, QWidget):
         # the worker split the map at the thresholds of the click; reuse that
         # unless the sliders have moved since
         same = self._job_thresholds == (self.inner, self.outer)
-        self.show_result(image, segmentation.heatmap, segmentation.labels if same else None)
+        self.show_result(
+            image, segmentation.heatmap, segmentation.labels if same else None,
+            diameter=segmentation.diameter,
+        )
         self._set_status(f"done ({model.name})")
 
     def _on_finished(self) -> None:
@@ -604,11 +624,11 @@ class SegmentWidget(JobPanel, QWidget):
         """
         inner, outer = self.inner, self.outer
         if result.heatmap.size <= LIVE_PIXELS:
-            self._write_cells(result, label_planes(result.heatmap, inner, outer))
+            self._write_cells(result, label_planes(result.heatmap, inner, outer, result.diameter))
             return
         self._set_status(f"splitting {result.image.name} at {inner:.2f} / {outer:.2f}…")
         token = (result, result.heatmap, inner, outer)
-        self._splits.request(_resplit_job, result.heatmap, inner, outer, token)
+        self._splits.request(_resplit_job, result.heatmap, inner, outer, result.diameter, token)
 
     @property
     def splitting(self) -> bool:

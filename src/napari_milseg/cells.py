@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .params import DEFAULT_INNER, DEFAULT_OUTER, check_thresholds
+from .params import DEFAULT_INNER, DEFAULT_OUTER, check_diameter, check_thresholds
 
 _CONNECTIVITY = ndi.generate_binary_structure(2, 1)
 #: Maps larger than this are flooded region by region (see ``_label_by_region``).
@@ -48,6 +48,7 @@ def label_cells(
     inner: float = DEFAULT_INNER,
     outer: float = DEFAULT_OUTER,
     coreless: bool = True,
+    diameter: float | None = None,
 ) -> np.ndarray:
     """Split a cell-probability map into labelled cells.
 
@@ -65,6 +66,13 @@ def label_cells(
         of: faint cells, cells cut by the image edge, platelets. False
         leaves them 0 (self-training does, to draw its targets only from
         cells with a core).
+    diameter : float or None
+        Expected cell diameter in pixels of the heatmap. When given, cells
+        that together fill one round body much wider than a cell (a white
+        cell cut at its nucleus lobes) become one cell, see
+        :func:`napari_milseg.wide_cells.merge_wide_cells`.
+        :func:`napari_milseg.segment` passes the diameter it used
+        (``Segmentation.diameter``); None (the default) skips this step.
 
     Returns
     -------
@@ -75,8 +83,8 @@ def label_cells(
     Raises
     ------
     ValueError
-        If the thresholds are not ``0 < outer < inner < 1`` or the heatmap is
-        not a 2D numeric array.
+        If the thresholds are not ``0 < outer < inner < 1``, the heatmap is
+        not a 2D numeric array or the diameter is not a positive number.
 
     See Also
     --------
@@ -100,7 +108,18 @@ def label_cells(
     array([[0, 1, 1, 0, 0, 0]], dtype=int32)
     """
     check_thresholds(inner, outer)
+    check_diameter(diameter)
     heatmap = _validate_heatmap(heatmap)
+    labels = _watershed(heatmap, inner, outer, coreless)
+    if diameter is None:
+        return labels
+    from .wide_cells import merge_wide_cells
+
+    return merge_wide_cells(labels, diameter)
+
+
+def _watershed(heatmap: np.ndarray, inner: float, outer: float, coreless: bool) -> np.ndarray:
+    """The two-level watershed of :func:`label_cells`."""
     cores = heatmap > inner
     mask = heatmap > outer
     regions = None

@@ -25,11 +25,16 @@ class Segmentation:
         0 for background, ``1..count`` for the cells (numbered per plane for stacks).
     count : int or list of int
         Number of cells (one number per plane for stacks).
+    diameter : float or None
+        The cell diameter in pixels that the heatmap was made for (the one
+        given, or the model's). Pass it on to :func:`label_cells` when you
+        re-split the heatmap, to get the cells :func:`segment` gives.
     """
 
     heatmap: np.ndarray
     labels: np.ndarray
     count: int | list[int] = field(default=0)
+    diameter: float | None = None
 
 
 def segment(
@@ -85,6 +90,12 @@ def segment(
     >>> result = napari_milseg.segment(image)
     >>> result.labels.shape, result.heatmap.dtype
     ((200, 200), dtype('float32'))
+
+    Re-split the heatmap at other thresholds, as the sliders do:
+
+    >>> labels = napari_milseg.label_cells(
+    ...     result.heatmap, inner=0.7, outer=0.4, diameter=result.diameter
+    ... )
     """
     params = SegmentParams(inner=inner, outer=outer, diameter=diameter)
     return run(segment_steps(image, params, model, rgb))
@@ -94,9 +105,13 @@ def segment_steps(
     image: np.ndarray, params: SegmentParams, model=None, rgb: bool | None = None
 ) -> Steps[Segmentation]:
     """:func:`segment` as a generator that yields :class:`Progress`."""
-    heatmap = yield from heatmap_steps(image, model, params.diameter, rgb)
-    labels = label_cells(heatmap, params.inner, params.outer)
-    return Segmentation(heatmap=heatmap, labels=labels, count=int(labels.max()))
+    from .model import load_model
+
+    model = load_model(model)
+    diameter = float(params.diameter if params.diameter is not None else model.diameter)
+    heatmap = yield from heatmap_steps(image, model, diameter, rgb)
+    labels = label_cells(heatmap, params.inner, params.outer, diameter=diameter)
+    return Segmentation(heatmap=heatmap, labels=labels, count=int(labels.max()), diameter=diameter)
 
 
 def segment_stack(
@@ -166,4 +181,5 @@ def segment_stack_steps(
         labels[index] = result.labels
         counts.append(result.count)
     yield Progress(planes, planes, "done")
-    return Segmentation(heatmap=heatmap, labels=labels, count=counts)
+    diameter = float(params.diameter if params.diameter is not None else model.diameter)
+    return Segmentation(heatmap=heatmap, labels=labels, count=counts, diameter=diameter)

@@ -144,9 +144,9 @@ def test_large_heatmaps_are_split_in_the_background_ending_at_the_last_threshold
     splits = []
     original = widget_module._resplit_job
 
-    def counted(heatmap, inner, outer, token):
+    def counted(heatmap, inner, outer, diameter, token):
         splits.append((inner, outer))
-        return original(heatmap, inner, outer, token)
+        return original(heatmap, inner, outer, diameter, token)
 
     monkeypatch.setattr(widget_module, "_resplit_job", counted)
     idle = lambda: not widget.splitting  # noqa: E731
@@ -177,6 +177,51 @@ def test_large_heatmaps_are_split_in_the_background_ending_at_the_last_threshold
     widget.show_result(image, newer, label_cells(newer, 0.7, 0.5))
     qtbot.waitUntil(idle, timeout=10_000)
     np.testing.assert_array_equal(cells.data, label_cells(newer, 0.7, 0.5))
+
+
+def lobed_cell(diameter: float = 20) -> np.ndarray:
+    """A heatmap of one wide cell (1.8 cell diameters) with a core on each of three lobes."""
+    yy, xx = np.mgrid[:80, :80]
+    heat = np.where(np.hypot(yy - 40, xx - 40) <= 0.9 * diameter, 0.7, 0.0)
+    for angle in (0, 2 * np.pi / 3, 4 * np.pi / 3):
+        lobe = np.hypot(yy - 40 - 8 * np.sin(angle), xx - 40 - 8 * np.cos(angle)) <= 3
+        heat[lobe] = 0.9
+    return heat.astype(np.float32)
+
+
+def test_every_split_merges_wide_cells_at_the_heatmaps_diameter(viewer, widget):
+    image = viewer.add_image(np.zeros((80, 80), np.float32), name="img")
+    heatmap = lobed_cell(20)
+    widget.show_result(image, heatmap, diameter=20)
+    cells = viewer.layers["img cells"]
+    assert n_cells(cells.data) == 1  # one cell, not one per lobe
+    widget.inner_slider.setValue(0.85)
+    np.testing.assert_array_equal(cells.data, label_cells(heatmap, 0.85, 0.5, diameter=20))
+    assert n_cells(cells.data) == 1
+    # a heatmap shown without its diameter is split without the merge
+    widget.show_result(image, heatmap)
+    assert n_cells(viewer.layers["img cells"].data) == 3
+
+
+def test_segment_passes_its_diameter_to_the_slider_splits(
+    qtbot, viewer, widget, discs, monkeypatch
+):
+    import napari_milseg._widget as widget_module
+
+    viewer.add_image(discs, name="smear")
+    widget.diameter_edit.setText("40")
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, widget)
+    seen = []
+    original = widget_module.label_planes
+
+    def spy(heatmap, inner, outer, diameter=None):
+        seen.append(diameter)
+        return original(heatmap, inner, outer, diameter)
+
+    monkeypatch.setattr(widget_module, "label_planes", spy)
+    widget.outer_slider.setValue(0.4)
+    assert seen == [40.0]
 
 
 def test_segment_shows_the_labels_its_worker_made(qtbot, viewer, widget, discs, monkeypatch):
