@@ -138,6 +138,11 @@ def test_bad_thresholds_are_refused_before_the_model_loads(discs):
         segment(discs, inner=0.5, outer=0.6, model="/nonexistent/model.pt")
 
 
+def test_a_bad_image_is_refused_before_the_model_loads():
+    with pytest.raises(ImageError, match="segment_stack"):
+        segment(np.zeros((2, 100, 100, 3), np.uint8), model="/nonexistent/model.pt")
+
+
 def test_bad_model_file_raises_model_error(discs, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model")

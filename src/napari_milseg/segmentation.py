@@ -9,7 +9,7 @@ import numpy as np
 from .cells import label_cells
 from .heatmap import heatmap_steps
 from .params import DEFAULT_INNER, DEFAULT_OUTER, SegmentParams
-from .preprocess import CHANNEL_COUNTS, ImageError, describe
+from .preprocess import CHANNEL_COUNTS, ImageError, describe, plane_shape
 from .progress import Progress, Steps, run
 
 
@@ -107,8 +107,9 @@ def segment_steps(
     """:func:`segment` as a generator that yields :class:`Progress`."""
     from .model import load_model
 
+    plane_shape(image, rgb)  # a bad image fails before the model loads
     model = load_model(model)
-    diameter = float(params.diameter if params.diameter is not None else model.diameter)
+    diameter = _diameter_used(params, model)
     heatmap = yield from heatmap_steps(image, model, diameter, rgb)
     labels = label_cells(heatmap, params.inner, params.outer, diameter=diameter)
     return Segmentation(heatmap=heatmap, labels=labels, count=int(labels.max()), diameter=diameter)
@@ -181,5 +182,11 @@ def segment_stack_steps(
         labels[index] = result.labels
         counts.append(result.count)
     yield Progress(planes, planes, "done")
-    diameter = float(params.diameter if params.diameter is not None else model.diameter)
-    return Segmentation(heatmap=heatmap, labels=labels, count=counts, diameter=diameter)
+    return Segmentation(
+        heatmap=heatmap, labels=labels, count=counts, diameter=_diameter_used(params, model)
+    )
+
+
+def _diameter_used(params: SegmentParams, model) -> float:
+    """The cell diameter a heatmap is made for: the one asked for, else the model's."""
+    return float(params.diameter if params.diameter is not None else model.diameter)
