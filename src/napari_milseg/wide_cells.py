@@ -98,15 +98,17 @@ def merge_wide_cells(labels: np.ndarray, diameter: float) -> np.ndarray:
     in_body[0] = False
     lookup = np.arange(n, dtype=np.int64)
     merged = False
+    boxes = None
     for part in np.unique(part_of[in_body]):
         group = np.flatnonzero(in_body & (part_of == part))
         if group.size < 2:
             continue
-        # the group's box, from the grid: a cell reaches at most a step past its samples
-        rows, cols = np.nonzero(np.isin(small, group))
-        crop = (
-            slice(max(0, (rows.min() - 1) * step), (rows.max() + 2) * step),
-            slice(max(0, (cols.min() - 1) * step), (cols.max() + 2) * step),
+        if boxes is None:
+            boxes = ndi.find_objects(labels)
+        members = [boxes[i - 1] for i in group]
+        crop = tuple(
+            slice(min(box[axis].start for box in members), max(box[axis].stop for box in members))
+            for axis in (0, 1)
         )
         if not _one_cell(np.isin(labels[crop], group), radius):
             continue
