@@ -75,14 +75,13 @@ def main(argv=None) -> int:
 
     model = ms.load_model(args.model)
     images = read_list(Path(args.list))[: args.limit]
-    heatmaps, diameters, labels, boxes, times = [], [], [], [], []
+    heatmaps, labels, boxes, times = [], [], [], []
     for path in images:
         image = np.asarray(Image.open(path).convert("RGB"))
         t0 = time.perf_counter()
         result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter)
         times.append(time.perf_counter() - t0)
         heatmaps.append(result.heatmap)
-        diameters.append(result.diameter)
         labels.append(result.labels)
         boxes.append(read_voc(annotation_for(path)))
     summary = score(labels, boxes)
@@ -105,14 +104,12 @@ def main(argv=None) -> int:
         print("cells: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items()))
     if args.sweep:
         grid = []
+        diameter = result.diameter  # every image was segmented at this one diameter
         for inner in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
             for outer in (0.3, 0.4, 0.5, 0.6):
                 if outer >= inner:
                     continue
-                split = [
-                    ms.label_cells(h, inner, outer, diameter=d)
-                    for h, d in zip(heatmaps, diameters, strict=True)
-                ]
+                split = [ms.label_cells(h, inner, outer, diameter=diameter) for h in heatmaps]
                 s = score(split, boxes)
                 grid.append({"inner": inner, "outer": outer, **s})
                 show(f"{inner:.2f}/{outer:.2f}", s)

@@ -11,6 +11,20 @@ def disc(shape, centre, radius) -> np.ndarray:
     return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
 
 
+def lobed_cell(diameter: float = 20, shape=(80, 80)) -> np.ndarray:
+    """A heatmap of one wide cell (1.8 cell diameters) with a core on each of three lobes.
+
+    A white cell as the network sees it: the watershed alone makes three
+    cells of it, the merge of wide cells at ``diameter`` one.
+    """
+    centre = (shape[0] // 2, shape[1] // 2)
+    heat = np.where(disc(shape, centre, 0.9 * diameter), 0.7, 0.0)
+    for angle in (0, 2 * np.pi / 3, 4 * np.pi / 3):
+        lobe = (centre[0] + 8 * np.sin(angle), centre[1] + 8 * np.cos(angle))
+        heat[disc(shape, lobe, 3)] = 0.9
+    return heat.astype(np.float32)
+
+
 def smear(
     shape=(96, 128), centres=((30, 30), (60, 90)), radius=12, seed=0, pale_centre=False,
     background=(0.85, 0.88, 0.9), cell=(0.75, 0.45, 0.5),

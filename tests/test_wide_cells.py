@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 
 from napari_milseg import label_cells
 from napari_milseg.wide_cells import MAX_AREA, MIN_SOLIDITY, WIDE_RADIUS, merge_wide_cells
-from smears import disc
+from smears import disc, lobed_cell
 
 D = 20  # expected cell diameter, px
 
@@ -104,13 +104,7 @@ def test_large_diameters_work_on_the_subsampled_grid():
 
 
 def test_label_cells_merges_only_when_given_the_diameter():
-    # one wide blob whose map has a core on each of three lobes
-    shape = (80, 80)
-    centre = (40, 40)
-    heat = np.where(disc(shape, centre, 1.8 * D / 2), 0.7, 0.0)
-    for angle in (0, 2 * np.pi / 3, 4 * np.pi / 3):
-        lobe = (centre[0] + 8 * np.sin(angle), centre[1] + 8 * np.cos(angle))
-        heat[disc(shape, lobe, 3)] = 0.9
+    heat = lobed_cell(D)  # one wide blob whose map has a core on each of three lobes
     assert label_cells(heat).max() == 3
     assert label_cells(heat, diameter=D).max() == 1
     assert label_cells(heat, diameter=5 * D).max() == 3  # not wide for cells this large

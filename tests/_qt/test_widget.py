@@ -14,6 +14,7 @@ from qtpy.QtCore import Qt
 
 from napari_milseg import label_cells
 from napari_milseg._widget import SegmentWidget
+from smears import lobed_cell
 from toy_model import dark_model, disc_image
 
 CENTRES = [(40, 40), (40, 120), (100, 80)]
@@ -177,16 +178,6 @@ def test_large_heatmaps_are_split_in_the_background_ending_at_the_last_threshold
     widget.show_result(image, newer, label_cells(newer, 0.7, 0.5))
     qtbot.waitUntil(idle, timeout=10_000)
     np.testing.assert_array_equal(cells.data, label_cells(newer, 0.7, 0.5))
-
-
-def lobed_cell(diameter: float = 20) -> np.ndarray:
-    """A heatmap of one wide cell (1.8 cell diameters) with a core on each of three lobes."""
-    yy, xx = np.mgrid[:80, :80]
-    heat = np.where(np.hypot(yy - 40, xx - 40) <= 0.9 * diameter, 0.7, 0.0)
-    for angle in (0, 2 * np.pi / 3, 4 * np.pi / 3):
-        lobe = np.hypot(yy - 40 - 8 * np.sin(angle), xx - 40 - 8 * np.cos(angle)) <= 3
-        heat[lobe] = 0.9
-    return heat.astype(np.float32)
 
 
 def test_every_split_merges_wide_cells_at_the_heatmaps_diameter(viewer, widget):
