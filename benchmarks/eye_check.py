@@ -1,0 +1,176 @@
+"""Check a model's cells by eye on validation smears, and total the verdicts.
+
+Usage::
+
+    python benchmarks/eye_check.py render --out DIR [--model PATH] [--n 20] [--seed 0]
+    python benchmarks/eye_check.py total benchmarks/eye_check/2026-12-01-bundled.tsv
+
+The CBC boxes miss many cells, so the scores of ``accuracy.py`` cannot say
+how close a model is to complete labels. This is the manual alternative.
+
+``render`` picks ``--n`` smears of the validation list at random (seeded),
+segments them at the default thresholds and writes, for each, the smear
+at twice its size with the cells' outlines: yellow and numbered for the
+cells inside the image, blue for the cells that touch the image edge. No
+boxes are drawn, so that the cells the boxes miss are looked for too.
+
+One then looks at every picture (zooming in where cells overlap) and
+writes one line per smear into a tab-separated table (see
+``benchmarks/eye_check/``), counting only cells inside the image:
+
+- ``tp``: numbered cells that cover at least one real cell (one each);
+- ``fp``: numbered cells that are a piece of a cell another one covers,
+  or no cell at all;
+- ``fn``: real cells inside the image that no cell covers, plus every
+  real cell beyond the first in a cell that covers several (a merge);
+- ``unsure_fn``, ``unsure_fp``: cases one cannot decide (a cell that may
+  be two overlapping cells, a faint spot that may be a platelet), left out
+  of ``fn`` and counted in ``tp`` instead;
+- ``notes``: what was seen.
+
+A real cell inside the image whose cell runs to the image edge (through a
+thin strip, or by taking in a cell cut by the edge) counts as found when
+that cell is mostly this one.
+
+``total`` prints precision, recall, F1 and count accuracy twice: with the
+unsure cases in the model's favour, and against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+COLUMNS = ("stem", "tp", "fp", "fn", "unsure_fn", "unsure_fp", "notes")
+
+
+def pick(list_path: Path, n: int, seed: int) -> list[Path]:
+    """``n`` images of a split file in a seeded random order."""
+    sys.path.insert(0, str(HERE))
+    from accuracy import read_list
+
+    images = read_list(list_path)
+    random.Random(seed).shuffle(images)
+    return images[:n]
+
+
+def outline_picture(image: np.ndarray, labels: np.ndarray, scale: int = 2):
+    """The image enlarged ``scale`` times with the cells' outlines and numbers.
+
+    Returns the picture (a PIL image) and the label ids inside the image
+    and at its edge.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+    from scipy import ndimage as ndi
+    from skimage.segmentation import find_boundaries
+
+    height, width = labels.shape
+    inside, edge = [], []
+    for i, box in enumerate(ndi.find_objects(labels), 1):
+        if box is None:
+            continue
+        at_edge = (
+            box[0].start == 0 or box[1].start == 0
+            or box[0].stop == height or box[1].stop == width
+        )
+        (edge if at_edge else inside).append(i)
+    big_labels = np.kron(labels, np.ones((scale, scale), labels.dtype))
+    outline = find_boundaries(big_labels, mode="inner")
+    edge_outline = outline & np.isin(big_labels, edge)
+    picture = np.asarray(
+        Image.fromarray(image).resize((width * scale, height * scale), Image.BICUBIC)
+    ).copy()
+    picture[outline & ~edge_outline] = (255, 255, 0)
+    picture[edge_outline] = (0, 90, 255)
+    result = Image.fromarray(picture)
+    if inside:
+        draw = ImageDraw.Draw(result)
+        font = ImageFont.load_default(size=20)
+        centres = ndi.center_of_mass(np.ones_like(labels), labels, inside)
+        for i, (cy, cx) in zip(inside, centres, strict=True):
+            draw.text((cx * scale - 8, cy * scale - 10), str(i), fill=(0, 0, 0),
+                      font=font, stroke_width=2, stroke_fill=(255, 255, 255))
+    return result, inside, edge
+
+
+def render(args) -> int:
+    from PIL import Image
+
+    import napari_milseg as ms
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"eye_check: {out} is not empty; choose a new folder", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    model = ms.load_model(args.model)
+    for path in pick(Path(args.list), args.n, args.seed):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        result = ms.segment(image, model=model)
+        picture, inside, edge = outline_picture(image, result.labels)
+        picture.save(out / f"{path.stem}.png")
+        print(f"{path.stem}: {len(inside)} cells inside the image, {len(edge)} at its edge")
+    return 0
+
+
+def read_table(path: Path) -> list[dict]:
+    """The rows of a verdict table (tab-separated, ``#`` lines are comments)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = [line for line in f if line.strip() and not line.startswith("#")]
+    rows = list(csv.DictReader(lines, delimiter="\t"))
+    if not rows or tuple(rows[0]) != COLUMNS:
+        raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}")
+    for row in rows:
+        for key in COLUMNS[1:-1]:
+            row[key] = int(row[key])
+    return rows
+
+
+def scores(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Precision, recall, F1 and count accuracy from the three counts."""
+    predicted, true = tp + fp, tp + fn
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / true if true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    count = 1 - abs(predicted - true) / true if true else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "count_accuracy": count,
+            "predicted": predicted, "true": true}
+
+
+def total(args) -> int:
+    rows = read_table(Path(args.table))
+    tp, fp, fn, ufn, ufp = (sum(r[k] for r in rows) for k in COLUMNS[1:-1])
+    print(f"{len(rows)} smears: tp {tp}, fp {fp}, fn {fn}, unsure fn {ufn}, unsure fp {ufp}")
+    for name, s in (
+        ("unsure in the model's favour", scores(tp, fp, fn)),
+        ("unsure against the model", scores(tp - ufp, fp + ufp, fn + ufn)),
+    ):
+        print(f"{name}: P {s['precision']:.3f} R {s['recall']:.3f} F1 {s['f1']:.3f} "
+              f"count accuracy {s['count_accuracy']:.3f} "
+              f"({s['predicted']} cells for {s['true']})")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="write the outline pictures")
+    r.add_argument("--out", required=True, help="a new (or empty) folder")
+    r.add_argument("--model", default=None, help="weights file (default: bundled)")
+    r.add_argument("--list", default=str(HERE / "splits" / "cbc-val.txt"))
+    r.add_argument("--n", type=int, default=20)
+    r.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser("total", help="total a verdict table")
+    t.add_argument("table")
+    args = parser.parse_args(argv)
+    return render(args) if args.command == "render" else total(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
