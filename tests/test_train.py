@@ -83,6 +83,24 @@ def test_fine_tuning_never_changes_the_loaded_model():
     assert tuned.card["init"] == bundled.name
 
 
+def test_self_training_takes_a_closer_look_at_every_image(monkeypatch):
+    """Each image's pseudo-labels also see its heatmap at twice the resolution."""
+    import napari_milseg.selftrain as selftrain
+
+    real = selftrain.confident_cells
+    seen = []
+
+    def spy(heatmap, foreground, cell_diameter, **kwargs):
+        seen.append((heatmap.shape, kwargs.get("closer_look")))
+        return real(heatmap, foreground, cell_diameter, **kwargs)
+
+    monkeypatch.setattr(selftrain, "confident_cells", spy)
+    train(_smears(4), params=TINY, init="scratch")
+    assert len(seen) == 4
+    for shape, closer in seen:
+        assert closer is not None and closer.shape == shape
+
+
 def test_same_seed_same_model():
     import torch
 

@@ -9,6 +9,9 @@ cell's centre and fall to 0.5 at its edge:
   cells that look like single cells (convex, plausible size), cuts the
   clumps that remain at their distance-transform peaks, and marks the pixels
   that are surely background; everything else is left unsupervised.
+- :func:`small_cells` adds the small cells (platelets) that the model's own
+  heatmap of the image at twice the resolution shows and its heatmap at the
+  network's scale does not.
 - :func:`centre_target` draws the target: inside a cell,
   ``0.5 + 0.5 * d / d_max`` with ``d`` the distance to the cell's edge, so
   the 0.5 level is the outline and the 0.8 level a core in the middle.
@@ -109,6 +112,7 @@ def confident_cells(
     max_neck: float = 0.55,
     split_clumps: bool = True,
     clump_peak_distance: float = 0.3,
+    closer_look: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The model's own cells it can be trusted on, and sure background.
 
@@ -126,7 +130,11 @@ def confident_cells(
        joining it to its neighbours is narrow (at most ``max_neck`` of its own
        inscribed radius), as between two round cells that merely touch.
 
-    3. With ``split_clumps`` (the default), what is left of the model's own
+    3. With ``closer_look``, the heatmap of the same image at twice the
+       resolution: the small cells it shows where this heatmap shows none
+       (:func:`small_cells`: platelets, which at the network's scale are a
+       few pixels across and rarely reach a core).
+    4. With ``split_clumps`` (the default), what is left of the model's own
        mask (heatmap above 0.5, grown by two pixels, within the colour
        foreground) is cut at its distance-transform peaks, at least
        ``clump_peak_distance`` cell diameters apart, and every piece of a
@@ -151,9 +159,12 @@ def confident_cells(
     min_solidity, min_ellipse_fit, max_cut_level, max_neck : float
         Thresholds of the tests above.
     split_clumps : bool
-        Whether to add tier 3.
+        Whether to add tier 4.
     clump_peak_distance : float
-        Least distance between two tier-3 cell centres, in cell diameters.
+        Least distance between two tier-4 cell centres, in cell diameters.
+    closer_look : ndarray, shape (H, W), optional
+        The model's heatmap of the same image at twice the resolution,
+        resized back to this one's shape; adds tier 3.
 
     Returns
     -------
@@ -188,8 +199,13 @@ def confident_cells(
 
     cells = np.where(model_cells, candidates, 0)
     cells = np.where(keep2[regions], regions + int(candidates.max()), cells)
+    if closer_look is not None:
+        # tier 3: small cells that only the closer look resolves
+        small = small_cells(heatmap, closer_look, cell_diameter)
+        free = (small > 0) & ~ndi.binary_dilation(cells > 0)
+        cells = np.where(free, small + int(cells.max()), cells)
     if split_clumps:
-        # tier 3: what is left of the model's own mask is split at distance peaks
+        # tier 4: what is left of the model's own mask is split at distance peaks
         offset = int(cells.max())
         gate = foreground & ndi.binary_dilation(heatmap > 0.5, iterations=2)
         clumps = _split_clumps(
@@ -200,6 +216,80 @@ def confident_cells(
     margin = max(1, int(round(0.06 * cell_diameter)))
     known = (cells > 0) | ~ndi.binary_dilation(foreground, iterations=margin)
     return cells, known
+
+
+def small_cells(
+    heatmap: np.ndarray,
+    closer_look: np.ndarray,
+    cell_diameter: float,
+    core: float = 0.8,
+    max_area: float = 0.1,
+    max_ring: float = 0.3,
+    max_ring_share: float = 0.6,
+) -> np.ndarray:
+    """Small cells that a heatmap at twice the resolution resolves and this one does not.
+
+    A platelet is a fifth of a red cell across: at the network's scale a
+    few pixels, one or two of the network's outputs, so its heatmap
+    rarely reaches a core. Seen at twice the resolution it mostly does.
+    A core of ``closer_look`` is kept as a small cell when:
+
+    - it is at most ``max_area`` cell areas large;
+    - ``heatmap`` has no core on it (it is not part of a cell already found);
+    - it stands alone: on a ring 0.06 to 0.14 cell diameters around it,
+      the median of ``heatmap`` is below ``max_ring`` and less than
+      ``max_ring_share`` of ``closer_look`` is above 0.5 (at twice the
+      resolution a red cell breaks into several cores, each one surrounded
+      by more of the same cell);
+    - it lies clear of the image border by that ring.
+
+    Parameters
+    ----------
+    heatmap : ndarray, shape (H, W)
+        The model's heatmap at the network's scale.
+    closer_look : ndarray, shape (H, W)
+        The model's heatmap of the same image at twice the resolution,
+        resized back to ``(H, W)``.
+    cell_diameter : float
+        Cell diameter in pixels of these maps.
+    core, max_area, max_ring, max_ring_share : float
+        The tests above.
+
+    Returns
+    -------
+    ndarray, shape (H, W), int32
+        The small cells (their core grown by 0.03 cell diameters), ``1..n``.
+    """
+    cores, count = ndi.label(closer_look > core)
+    out = np.zeros(heatmap.shape, dtype=np.int32)
+    if count == 0:
+        return out
+    area = np.bincount(cores.ravel())
+    highest = ndi.maximum(heatmap, cores, np.arange(count + 1))
+    inner = max(1, int(round(0.06 * cell_diameter)))
+    outer = max(inner + 1, int(round(0.14 * cell_diameter)))
+    grow = max(1, int(round(0.03 * cell_diameter)))
+    largest = max_area * np.pi * cell_diameter**2 / 4
+    height, width = heatmap.shape
+    found = 0
+    for i, box in enumerate(ndi.find_objects(cores), start=1):
+        if area[i] > largest or highest[i] >= core:
+            continue
+        if (box[0].start < outer or box[1].start < outer
+                or box[0].stop > height - outer or box[1].stop > width - outer):
+            continue
+        around = tuple(slice(max(0, s.start - outer - 1), s.stop + outer + 1) for s in box)
+        this = cores[around] == i
+        ring = ndi.binary_dilation(this, iterations=outer)
+        ring &= ~ndi.binary_dilation(this, iterations=inner)
+        if np.median(heatmap[around][ring]) >= max_ring:
+            continue
+        if (closer_look[around][ring] > 0.5).mean() >= max_ring_share:
+            continue
+        found += 1
+        grown = ndi.binary_dilation(this, iterations=grow) & (out[around] == 0)
+        out[around][grown] = found
+    return out
 
 
 def _split_at_peaks(

@@ -302,7 +302,8 @@ class _Data:
             sources = zip(self.positives, self.foreground, self.lights, strict=True)
             for image, fg, (light, _) in sources:
                 heat = predict_tile(model, image, 1.0)
-                c, k = confident_cells(heat, fg > 0.5, NET_DIAMETER)
+                closer = _closer_look(model, image)
+                c, k = confident_cells(heat, fg > 0.5, NET_DIAMETER, closer_look=closer)
                 cells.append(c)
                 known.append(k.astype(np.float32))
                 patches.extend(cut_patches(image, light, c))
@@ -335,6 +336,13 @@ class _Data:
         from .selftrain import composite
 
         return composite(self.negative(side), self.patches, self.rng)
+
+
+def _closer_look(model, image: np.ndarray) -> np.ndarray:
+    """The model's heatmap of a network-scale image seen at twice the resolution."""
+    from .heatmap import predict_tile
+
+    return predict_tile(model, image, 2.0)
 
 
 def _tensor(array: np.ndarray, size: int, mode: str):
