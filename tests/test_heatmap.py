@@ -165,3 +165,19 @@ def test_random_resnet_heatmap_is_probability_map(random_model_path):
     assert heatmap.dtype == np.float32
     assert np.isfinite(heatmap).all()
     assert 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+
+
+def test_closer_look_adds_a_small_cell_the_network_scale_blurs():
+    # two cells and a dot of 2 px radius: the toy network averages 4x4 blocks,
+    # so at its scale the dot stays faint; at twice the resolution it is a core
+    image = np.minimum(
+        disc_image((120, 200), [(60, 50), (60, 150)], 16), disc_image((120, 200), [(60, 100)], 2)
+    )
+    model = dark_model()
+    plain = predict_heatmap(image, model)
+    closer = predict_heatmap(image, model, closer_look=True)
+    assert label_cells(plain).max() == 2
+    assert label_cells(closer).max() == 3
+    changed = np.argwhere(closer != plain)
+    assert len(changed) and np.abs(changed - [60, 100]).max() <= 6  # only at the dot
+    assert closer[60, 100] > 0.8 > plain[60, 100]

@@ -8,9 +8,9 @@ from napari_milseg.selftrain import (
     confident_cells,
     cut_patches,
     labels_to_masks,
-    small_cells,
 )
 from smears import disc
+from test_small_cells import small_spot
 
 
 def cone(shape, centre, radius):
@@ -94,39 +94,6 @@ def test_confident_cells_splits_touching_discs_at_a_narrow_neck():
     cells, _ = confident_cells(heat, pair, cell_diameter=32)
     assert cells.max() == 2
     assert cells[40, 40] != cells[40, 70]
-
-
-def small_spot(shape=(80, 80), centre=(40, 40)):
-    """A platelet: faint at the network's scale, a core at twice the resolution."""
-    return 0.4 * cone(shape, centre, 4), 0.95 * cone(shape, centre, 4)
-
-
-def test_small_cells_finds_a_spot_only_the_closer_look_resolves():
-    heat, closer = small_spot()
-    cells = small_cells(heat, closer, cell_diameter=32)
-    assert cells.max() == 1
-    assert cells[40, 40] == 1
-    assert cells.sum() < 0.1 * np.pi * 16**2  # a small cell, not a red cell's worth
-
-
-@pytest.mark.parametrize(
-    "case",
-    ["core at the network's scale", "large", "on a cell's shoulder", "piece of a larger cell",
-     "at the border"],
-)
-def test_small_cells_leaves_what_is_not_a_small_cell_alone(case):
-    heat, closer = small_spot()
-    if case == "core at the network's scale":  # a cell already found
-        heat = np.maximum(heat, 0.9 * disc(heat.shape, (40, 40), 2))
-    elif case == "large":  # a core of more than 0.1 cell areas
-        closer = np.maximum(closer, 0.9 * disc(heat.shape, (40, 40), 6))
-    elif case == "on a cell's shoulder":  # the map at the network's scale is high around it
-        heat = np.maximum(heat, 0.6 * disc(heat.shape, (40, 40), 12))
-    elif case == "piece of a larger cell":  # at twice the resolution, a cell around it
-        closer = np.maximum(closer, 0.7 * disc(heat.shape, (40, 40), 12))
-    else:
-        heat, closer = small_spot(centre=(4, 40))
-    assert small_cells(heat, closer, cell_diameter=32).max() == 0
 
 
 def test_confident_cells_takes_small_cells_from_the_closer_look():

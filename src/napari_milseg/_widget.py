@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -181,6 +182,13 @@ class SegmentWidget(JobPanel, QWidget):
         diameter_row.addWidget(self.diameter_edit)
         diameter_row.addWidget(self.estimate_button)
 
+        self.closer_check = QCheckBox("closer look for platelets (slower)")
+        self.closer_check.setToolTip(
+            "Also run the network on the image enlarged twice and add the small cells "
+            "(platelets) it resolves: finds about twice as many platelets, and takes "
+            "about three times as long. Applies at the next Segment."
+        )
+
         # outer < inner always: the two ranges are offset by the gap
         self.inner_slider = self._slider(
             DEFAULT_INNER, 2 * THRESHOLD_GAP, 1 - THRESHOLD_GAP,
@@ -210,6 +218,7 @@ class SegmentWidget(JobPanel, QWidget):
         form.addRow("model", self.model_label)
         form.addRow("", model_buttons)
         form.addRow("cell diameter", diameter_row)
+        form.addRow("", self.closer_check)
         form.addRow("inner", self.inner_slider)
         form.addRow("outer", self.outer_slider)
         layout = QVBoxLayout(self)
@@ -476,7 +485,12 @@ class SegmentWidget(JobPanel, QWidget):
 
     # ------------------------------------------------------------ running
     def _params(self) -> SegmentParams:
-        return SegmentParams(inner=self.inner, outer=self.outer, diameter=self._diameter_value())
+        return SegmentParams(
+            inner=self.inner,
+            outer=self.outer,
+            diameter=self._diameter_value(),
+            closer_look=self.closer_check.isChecked(),
+        )
 
     def _diameter_value(self) -> float | None:
         return diameter_from_text(self.diameter_edit.text())

@@ -190,6 +190,7 @@ def settings_metadata(params: SegmentParams, model_name: str) -> dict:
         "inner": params.inner,
         "outer": params.outer,
         "diameter": params.diameter,
+        "closer_look": params.closer_look,
         "model": model_name,
     }
 
@@ -289,7 +290,7 @@ def _resumed(path: Path, labels_path: Path, wanted: dict) -> FileResult:
     notes = []
     changed = [
         f"{key}={made_with[key]!r} (now {wanted[key]!r})"
-        for key in ("inner", "outer", "diameter", "model")
+        for key in ("inner", "outer", "diameter", "closer_look", "model")
         if key in made_with and made_with[key] != wanted[key]
     ]
     if changed:

@@ -31,6 +31,7 @@ def heatmap_steps(
     diameter: float | None = None,
     rgb: bool | None = None,
     tile: int = TILE,
+    closer_look: bool = False,
 ) -> Steps[np.ndarray]:
     """Cell-probability heatmap of one image, as a progress generator.
 
@@ -46,6 +47,11 @@ def heatmap_steps(
         Whether the last axis holds colour channels; None guesses.
     tile : int
         Tile side at network scale.
+    closer_look : bool
+        Also run the network on every tile enlarged twice and lift the
+        small cells (platelets) it resolves into the heatmap (see
+        :mod:`napari_milseg.small_cells`). About four times the network's
+        work, and a second map of the image's size in memory.
 
     Yields
     ------
@@ -80,6 +86,7 @@ def heatmap_steps(
     weights_y = blend_weights(height, spans_y)
     weights_x = blend_weights(width, spans_x)
     out = np.zeros((height, width), dtype=np.float32)
+    closer = np.zeros((height, width), dtype=np.float32) if closer_look else None
     total = len(spans_y) * len(spans_x)
     done = 0
     yield Progress(0, total, "heatmap")
@@ -87,19 +94,30 @@ def heatmap_steps(
         for (y0, y1), wy in zip(spans_y, weights_y, strict=True):
             for (x0, x1), wx in zip(spans_x, weights_x, strict=True):
                 crop = to_rgb_float(image[y0:y1, x0:x1], value_range, rgb)
-                prob = predict_tile(model, crop, scale)
-                out[y0:y1, x0:x1] += prob * (wy[:, None] * wx[None, :])
+                weight = wy[:, None] * wx[None, :]
+                out[y0:y1, x0:x1] += predict_tile(model, crop, scale) * weight
+                if closer is not None:
+                    closer[y0:y1, x0:x1] += predict_tile(model, crop, 2 * scale) * weight
                 done += 1
                 yield Progress(done, total, "heatmap")
     np.clip(out, 0.0, 1.0, out=out)
+    if closer is not None:
+        from .small_cells import add_small_cells
+
+        np.clip(closer, 0.0, 1.0, out=closer)
+        out = add_small_cells(out, closer, float(diameter))
     return out
 
 
 def predict_heatmap(
-    image: np.ndarray, model=None, diameter: float | None = None, rgb: bool | None = None
+    image: np.ndarray,
+    model=None,
+    diameter: float | None = None,
+    rgb: bool | None = None,
+    closer_look: bool = False,
 ) -> np.ndarray:
     """Cell-probability heatmap of one image (see :func:`heatmap_steps`)."""
-    return run(heatmap_steps(image, model, diameter, rgb))
+    return run(heatmap_steps(image, model, diameter, rgb, closer_look=closer_look))
 
 
 def predict_tile(model, rgb: np.ndarray, scale: float) -> np.ndarray:

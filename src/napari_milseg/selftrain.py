@@ -9,9 +9,9 @@ cell's centre and fall to 0.5 at its edge:
   cells that look like single cells (convex, plausible size), cuts the
   clumps that remain at their distance-transform peaks, and marks the pixels
   that are surely background; everything else is left unsupervised.
-- :func:`small_cells` adds the small cells (platelets) that the model's own
-  heatmap of the image at twice the resolution shows and its heatmap at the
-  network's scale does not.
+- :func:`napari_milseg.small_cells.small_cells` adds the small cells
+  (platelets) that the model's own heatmap of the image at twice the
+  resolution shows and its heatmap at the network's scale does not.
 - :func:`centre_target` draws the target: inside a cell,
   ``0.5 + 0.5 * d / d_max`` with ``d`` the distance to the cell's edge, so
   the 0.5 level is the outline and the 0.8 level a core in the middle.
@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .cells import label_cells
+from .small_cells import small_cells
 
 #: Target value at a cell's edge and at its centre.
 EDGE, CENTRE = 0.5, 1.0
@@ -132,7 +133,8 @@ def confident_cells(
 
     3. With ``closer_look``, the heatmap of the same image at twice the
        resolution: the small cells it shows where this heatmap shows none
-       (:func:`small_cells`: platelets, which at the network's scale are a
+       (:func:`napari_milseg.small_cells.small_cells`: platelets, which at
+       the network's scale are a
        few pixels across and rarely reach a core).
     4. With ``split_clumps`` (the default), what is left of the model's own
        mask (heatmap above 0.5, grown by two pixels, within the colour
@@ -216,80 +218,6 @@ def confident_cells(
     margin = max(1, int(round(0.06 * cell_diameter)))
     known = (cells > 0) | ~ndi.binary_dilation(foreground, iterations=margin)
     return cells, known
-
-
-def small_cells(
-    heatmap: np.ndarray,
-    closer_look: np.ndarray,
-    cell_diameter: float,
-    core: float = 0.8,
-    max_area: float = 0.1,
-    max_ring: float = 0.3,
-    max_ring_share: float = 0.6,
-) -> np.ndarray:
-    """Small cells that a heatmap at twice the resolution resolves and this one does not.
-
-    A platelet is a fifth of a red cell across: at the network's scale a
-    few pixels, one or two of the network's outputs, so its heatmap
-    rarely reaches a core. Seen at twice the resolution it mostly does.
-    A core of ``closer_look`` is kept as a small cell when:
-
-    - it is at most ``max_area`` cell areas large;
-    - ``heatmap`` has no core on it (it is not part of a cell already found);
-    - it stands alone: on a ring 0.06 to 0.14 cell diameters around it,
-      the median of ``heatmap`` is below ``max_ring`` and less than
-      ``max_ring_share`` of ``closer_look`` is above 0.5 (at twice the
-      resolution a red cell breaks into several cores, each one surrounded
-      by more of the same cell);
-    - it lies clear of the image border by that ring.
-
-    Parameters
-    ----------
-    heatmap : ndarray, shape (H, W)
-        The model's heatmap at the network's scale.
-    closer_look : ndarray, shape (H, W)
-        The model's heatmap of the same image at twice the resolution,
-        resized back to ``(H, W)``.
-    cell_diameter : float
-        Cell diameter in pixels of these maps.
-    core, max_area, max_ring, max_ring_share : float
-        The tests above.
-
-    Returns
-    -------
-    ndarray, shape (H, W), int32
-        The small cells (their core grown by 0.03 cell diameters), ``1..n``.
-    """
-    cores, count = ndi.label(closer_look > core)
-    out = np.zeros(heatmap.shape, dtype=np.int32)
-    if count == 0:
-        return out
-    area = np.bincount(cores.ravel())
-    highest = ndi.maximum(heatmap, cores, np.arange(count + 1))
-    inner = max(1, int(round(0.06 * cell_diameter)))
-    outer = max(inner + 1, int(round(0.14 * cell_diameter)))
-    grow = max(1, int(round(0.03 * cell_diameter)))
-    largest = max_area * np.pi * cell_diameter**2 / 4
-    height, width = heatmap.shape
-    found = 0
-    for i, box in enumerate(ndi.find_objects(cores), start=1):
-        if area[i] > largest or highest[i] >= core:
-            continue
-        if (box[0].start < outer or box[1].start < outer
-                or box[0].stop > height - outer or box[1].stop > width - outer):
-            continue
-        around = tuple(slice(max(0, s.start - outer - 1), s.stop + outer + 1) for s in box)
-        this = cores[around] == i
-        ring = ndi.binary_dilation(this, iterations=outer)
-        ring &= ~ndi.binary_dilation(this, iterations=inner)
-        if np.median(heatmap[around][ring]) >= max_ring:
-            continue
-        if (closer_look[around][ring] > 0.5).mean() >= max_ring_share:
-            continue
-        found += 1
-        grown = ndi.binary_dilation(this, iterations=grow) & (out[around] == 0)
-        out[around][grown] = found
-    return out
 
 
 def _split_at_peaks(

@@ -423,6 +423,28 @@ def test_far_too_small_image_gives_a_message_not_a_traceback(qtbot, viewer, widg
     assert widget.status_label.text() == "failed"
 
 
+def test_closer_look_box_reaches_the_heatmap(qtbot, viewer, widget, discs, monkeypatch):
+    import napari_milseg.segmentation as segmentation
+
+    real = segmentation.heatmap_steps
+    seen = []
+
+    def spy(*args, closer_look=False, **kwargs):
+        seen.append(closer_look)
+        return real(*args, closer_look=closer_look, **kwargs)
+
+    monkeypatch.setattr(segmentation, "heatmap_steps", spy)
+    viewer.add_image(discs, name="smear")
+    assert not widget.closer_check.isChecked()  # off by default: it is slower
+    widget.segment()
+    wait_done(qtbot, widget)
+    widget.closer_check.setChecked(True)
+    widget.segment()
+    wait_done(qtbot, widget)
+    assert seen == [False, True]
+    assert n_cells(viewer.layers["smear cells"].data) == 3
+
+
 def test_diameter_field_is_validated_and_passed_on(qtbot, viewer, widget, notes):
     viewer.add_image(np.full((20, 20), 200, np.uint8), name="small")
     assert "32 px" in widget.diameter_edit.placeholderText()  # the toy model's
