@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/accuracy.py [--model PATH] [--list benchmarks/splits/cbc-val.txt]
-        [--inner 0.8] [--outer 0.5] [--sweep] [--breakdown] [--out result.json]
+        [--inner 0.8] [--outer 0.5] [--closer-look] [--sweep] [--breakdown]
+        [--out result.json]
 
 Runs :func:`napari_milseg.segment` on every listed image, matches the cells
 to the VOC boxes of ``../annotations/<stem>.xml`` (see :mod:`cellmatch`) and
@@ -62,6 +63,8 @@ def main(argv=None) -> int:
     parser.add_argument("--inner", type=float, default=0.8)
     parser.add_argument("--outer", type=float, default=0.5)
     parser.add_argument("--diameter", type=float, default=None)
+    parser.add_argument("--closer-look", action="store_true",
+                        help="also look at each image enlarged twice (small cells)")
     parser.add_argument("--sweep", action="store_true", help="also try a grid of thresholds")
     parser.add_argument("--breakdown", action="store_true",
                         help="sort the unmatched cells: second pieces, border, elsewhere")
@@ -79,7 +82,8 @@ def main(argv=None) -> int:
     for path in images:
         image = np.asarray(Image.open(path).convert("RGB"))
         t0 = time.perf_counter()
-        result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter)
+        result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter,
+                            closer_look=args.closer_look)
         times.append(time.perf_counter() - t0)
         heatmaps.append(result.heatmap)
         labels.append(result.labels)
@@ -88,6 +92,7 @@ def main(argv=None) -> int:
     summary["seconds_per_image"] = float(np.median(times))
     report = {
         "model": args.model or "bundled",
+        "closer_look": args.closer_look,
         "list": args.list,
         "inner": args.inner,
         "outer": args.outer,

@@ -15,7 +15,9 @@ Times, on the same 640x480 smears in one run:
   cell-shaped map made from the classical mask (see :func:`proxy_heatmap`),
   which is what counts with an untrained network, whose map has no cores;
 - ``classical``: grayscale, Gaussian blur, Otsu mask, distance transform,
-  ``peak_local_max`` markers, watershed.
+  ``peak_local_max`` markers, watershed;
+- with ``--closer-look``, ``segment_closer_look``: ``segment`` with the
+  optional closer look at small cells (no target: it is off by default).
 
 Targets (issue 2): ``segment`` at most 2x the classical pipeline,
 ``label_cells`` at most 0.5x. The first image is run once untimed so that
@@ -220,6 +222,11 @@ def main(argv=None) -> int:
         default=None,
         help="classical marker spacing in px (default: a quarter of the cell diameter)",
     )
+    parser.add_argument(
+        "--closer-look",
+        action="store_true",
+        help="also time segment with closer_look=True (the option has no target)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write .json or .md")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
@@ -245,14 +252,19 @@ def main(argv=None) -> int:
     min_distance = args.min_distance or max(1, round(0.25 * model.diameter))
     print(f"{len(images)} images from {args.images}; model {model.name}", file=sys.stderr)
 
-    napari_milseg.segment(images[0][1], model=model)  # warm-up, untimed
+    napari_milseg.segment(images[0][1], model=model, closer_look=args.closer_look)  # warm-up
     times: dict[str, list[float]] = {
         "segment": [], "label_cells": [], "label_cells_proxy": [], "classical": []
     }
+    if args.closer_look:
+        times["segment_closer_look"] = []
     counts: dict[str, list[int]] = {"segment": [], "classical": []}
     for name, image in images:
         result, ms = timed(napari_milseg.segment, image, model=model)
         times["segment"].append(ms)
+        if args.closer_look:
+            _, ms = timed(napari_milseg.segment, image, model=model, closer_look=True)
+            times["segment_closer_look"].append(ms)
         counts["segment"].append(result.count)
         _, ms = timed(napari_milseg.label_cells, result.heatmap, diameter=result.diameter)
         times["label_cells"].append(ms)
