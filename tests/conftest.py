@@ -40,3 +40,19 @@ def random_model_path(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("models") / "random.pt"
     return save_model(new_model(diameter=100, device="cpu", seed=0), path)
+
+
+@pytest.fixture
+def closer_looks(monkeypatch) -> list[bool]:
+    """The ``closer_look`` of every heatmap that segmentation makes, in order."""
+    import napari_milseg.segmentation as segmentation
+
+    real = segmentation.heatmap_steps
+    seen: list[bool] = []
+
+    def spy(*args, closer_look=False, **kwargs):
+        seen.append(closer_look)
+        return real(*args, closer_look=closer_look, **kwargs)
+
+    monkeypatch.setattr(segmentation, "heatmap_steps", spy)
+    return seen

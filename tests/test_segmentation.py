@@ -67,21 +67,11 @@ def test_wide_cells_are_merged_at_the_diameter_used(discs, toy, monkeypatch):
     assert seen == [toy.diameter, 30, 30, 30]
 
 
-def test_closer_look_reaches_the_heatmap(discs, toy, monkeypatch):
-    import napari_milseg.segmentation as segmentation
-
-    real = segmentation.heatmap_steps
-    seen = []
-
-    def spy(*args, closer_look=False, **kwargs):
-        seen.append(closer_look)
-        return real(*args, closer_look=closer_look, **kwargs)
-
-    monkeypatch.setattr(segmentation, "heatmap_steps", spy)
+def test_closer_look_reaches_the_heatmap(discs, toy, closer_looks):
     segment(discs, model=toy)
     segment(discs, model=toy, closer_look=True)
     segment_stack(np.stack([discs, discs]), model=toy, closer_look=True)
-    assert seen == [False, True, True, True]
+    assert closer_looks == [False, True, True, True]
 
 
 def test_closer_look_must_be_true_or_false():

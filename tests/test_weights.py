@@ -49,7 +49,8 @@ def test_interior_matching_leaves_out_unmatched_cells_and_boxes_cut_by_the_edge(
     assert summary["recall"] == pytest.approx(0.5)
 
 
-def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
+def held_out_smears(cbc):
+    """The bundled model, and each validation smear with its boxes (skips without weights)."""
     from PIL import Image
 
     import napari_milseg as ms
@@ -59,11 +60,24 @@ def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
         pytest.skip("the bundled weights are not installed")
     cm = cellmatch()
     model = ms.load_model(None)
+    smears = (
+        (
+            np.asarray(Image.open(cbc / "images" / name).convert("RGB")),
+            cm.read_voc(cbc / "annotations" / name.replace(".jpg", ".xml")),
+        )
+        for name in validation_names()
+    )
+    return model, smears
+
+
+def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
+    import napari_milseg as ms
+
+    cm = cellmatch()
+    model, smears = held_out_smears(cbc)
     results, interior = [], []
-    for name in validation_names():
-        image = np.asarray(Image.open(cbc / "images" / name).convert("RGB"))
+    for image, boxes in smears:
         labels = ms.segment(image, model=model).labels
-        boxes = cm.read_voc(cbc / "annotations" / name.replace(".jpg", ".xml"))
         results.append(cm.match(cm.centroids(labels), boxes))
         interior.append(cm.match_interior(labels, boxes))
     summary = cm.summarise(results)
@@ -77,20 +91,13 @@ def test_bundled_model_finds_the_cells_of_held_out_smears(cbc):
 
 
 def test_closer_look_finds_more_platelets_of_held_out_smears(cbc):
-    """The model card: platelets 17 -> 38 of 62 with the closer look, the rest alike."""
-    from PIL import Image
-
+    """The model card: platelets 17 -> 37 of 62 with the closer look, the rest alike."""
     import napari_milseg as ms
-    from napari_milseg.model import bundled_model_path
 
-    if not bundled_model_path().exists():
-        pytest.skip("the bundled weights are not installed")
     cm = cellmatch()
-    model = ms.load_model(None)
+    model, smears = held_out_smears(cbc)
     plain, closer = [], []
-    for name in validation_names():
-        image = np.asarray(Image.open(cbc / "images" / name).convert("RGB"))
-        boxes = cm.read_voc(cbc / "annotations" / name.replace(".jpg", ".xml"))
+    for image, boxes in smears:
         for results, look in ((plain, False), (closer, True)):
             labels = ms.segment(image, model=model, closer_look=look).labels
             results.append(cm.match_interior(labels, boxes))

@@ -423,17 +423,7 @@ def test_far_too_small_image_gives_a_message_not_a_traceback(qtbot, viewer, widg
     assert widget.status_label.text() == "failed"
 
 
-def test_closer_look_box_reaches_the_heatmap(qtbot, viewer, widget, discs, monkeypatch):
-    import napari_milseg.segmentation as segmentation
-
-    real = segmentation.heatmap_steps
-    seen = []
-
-    def spy(*args, closer_look=False, **kwargs):
-        seen.append(closer_look)
-        return real(*args, closer_look=closer_look, **kwargs)
-
-    monkeypatch.setattr(segmentation, "heatmap_steps", spy)
+def test_closer_look_box_reaches_the_heatmap(qtbot, viewer, widget, discs, closer_looks):
     viewer.add_image(discs, name="smear")
     assert not widget.closer_check.isChecked()  # off by default: it is slower
     widget.segment()
@@ -441,7 +431,7 @@ def test_closer_look_box_reaches_the_heatmap(qtbot, viewer, widget, discs, monke
     widget.closer_check.setChecked(True)
     widget.segment()
     wait_done(qtbot, widget)
-    assert seen == [False, True]
+    assert closer_looks == [False, True]
     assert n_cells(viewer.layers["smear cells"].data) == 3
 
 
