@@ -2,8 +2,11 @@
 
 Usage::
 
-    python benchmarks/eye_check.py render --out DIR [--model PATH] [--n 20] [--seed 0]
-    python benchmarks/eye_check.py total benchmarks/eye_check/2026-12-01-bundled.tsv
+    python benchmarks/eye_check.py render --out DIR [--model PATH] [--closer-look]
+        [--n 20] [--seed 0]
+    python benchmarks/eye_check.py compare --out DIR --new PATH|bundled
+        [--old PATH|bundled] [--new-closer-look]
+    python benchmarks/eye_check.py total benchmarks/eye_check/2026-12-01-fourth-round.tsv
 
 The CBC boxes miss many cells, so the scores of ``accuracy.py`` cannot say
 how close a model is to complete labels. This is the manual alternative.
@@ -31,6 +34,13 @@ writes one line per smear into a tab-separated table (see
 A real cell inside the image whose cell runs to the image edge (through a
 thin strip, or by taking in a cell cut by the edge) counts as found when
 that cell is mostly this one.
+
+``compare`` checks a new model (or setting) against one already checked:
+on the same smears it writes one picture per place inside the image
+where a cell of one matches no cell of the other (overlap under 60 %),
+the old model's outlines (blue) beside the new one's (yellow). One looks
+at those places only and carries the old table's verdicts over
+everywhere else.
 
 ``total`` prints precision, recall, F1 and count accuracy twice: with the
 unsure cases in the model's favour, and against it.
@@ -99,23 +109,94 @@ def outline_picture(image: np.ndarray, labels: np.ndarray, scale: int = 2):
     return result, inside, edge
 
 
+def _new_folder(folder: str) -> Path | None:
+    out = Path(folder)
+    if out.exists() and any(out.iterdir()):
+        print(f"eye_check: {out} is not empty; choose a new folder", file=sys.stderr)
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _model(path: str | None):
+    import napari_milseg as ms
+
+    return ms.load_model(None if path in (None, "bundled") else path)
+
+
 def render(args) -> int:
     from PIL import Image
 
     import napari_milseg as ms
 
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        print(f"eye_check: {out} is not empty; choose a new folder", file=sys.stderr)
+    out = _new_folder(args.out)
+    if out is None:
         return 2
-    out.mkdir(parents=True, exist_ok=True)
-    model = ms.load_model(args.model)
+    model = _model(args.model)
     for path in pick(Path(args.list), args.n, args.seed):
         image = np.asarray(Image.open(path).convert("RGB"))
-        result = ms.segment(image, model=model)
+        result = ms.segment(image, model=model, closer_look=args.closer_look)
         picture, inside, edge = outline_picture(image, result.labels)
         picture.save(out / f"{path.stem}.png")
         print(f"{path.stem}: {len(inside)} cells inside the image, {len(edge)} at its edge")
+    return 0
+
+
+def unmatched_inside(labels: np.ndarray, other: np.ndarray, overlap: float = 0.6) -> list[int]:
+    """Cells of ``labels`` inside the image that overlap no cell of ``other`` by ``overlap``."""
+    from scipy import ndimage as ndi
+
+    height, width = labels.shape
+    out = []
+    for i, box in enumerate(ndi.find_objects(labels), 1):
+        if box is None or box[0].start == 0 or box[1].start == 0:
+            continue
+        if box[0].stop == height or box[1].stop == width:
+            continue
+        this = labels[box] == i
+        hits = np.bincount(other[box][this], minlength=int(other.max()) + 1)
+        hits[0] = 0
+        best = int(hits.argmax())
+        union = this.sum() + np.count_nonzero(other == best) - hits[best]
+        if best == 0 or hits[best] / union < overlap:
+            out.append(i)
+    return out
+
+
+def compare(args) -> int:
+    from PIL import Image
+    from scipy import ndimage as ndi
+    from skimage.segmentation import find_boundaries
+
+    import napari_milseg as ms
+
+    out = _new_folder(args.out)
+    if out is None:
+        return 2
+    old, new = _model(args.old), _model(args.new)
+    places = 0
+    for path in pick(Path(args.list), args.n, args.seed):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        a = ms.segment(image, model=old).labels
+        b = ms.segment(image, model=new, closer_look=args.new_closer_look).labels
+        changed = np.isin(a, unmatched_inside(a, b)) | np.isin(b, unmatched_inside(b, a))
+        regions, _ = ndi.label(ndi.binary_dilation(changed, iterations=6))
+        for box in ndi.find_objects(regions):
+            cy, cx = (box[0].start + box[0].stop) // 2, (box[1].start + box[1].stop) // 2
+            half = max(box[0].stop - box[0].start, box[1].stop - box[1].start, 70) // 2 + 15
+            y0, x0 = max(0, cy - half), max(0, cx - half)
+            y1, x1 = min(a.shape[0], cy + half), min(a.shape[1], cx + half)
+            pair = []
+            for labels, colour in ((a, (0, 200, 255)), (b, (255, 255, 0))):
+                crop = image[y0:y1, x0:x1].copy()
+                crop[find_boundaries(labels[y0:y1, x0:x1], mode="inner")] = colour
+                pair.append(np.kron(crop, np.ones((2, 2, 1), crop.dtype)))
+            gap = np.full((pair[0].shape[0], 6, 3), 255, np.uint8)
+            Image.fromarray(np.concatenate([pair[0], gap, pair[1]], axis=1)).save(
+                out / f"{path.stem}_x{cx}_y{cy}.png"
+            )
+            places += 1
+    print(f"{places} places where the cells differ; pictures in {out}")
     return 0
 
 
@@ -166,10 +247,20 @@ def main(argv=None) -> int:
     r.add_argument("--list", default=str(HERE / "splits" / "cbc-val.txt"))
     r.add_argument("--n", type=int, default=20)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--closer-look", action="store_true", help="segment with closer_look=True")
+    c = sub.add_parser("compare", help="pictures of where two models' cells differ")
+    c.add_argument("--out", required=True, help="a new (or empty) folder")
+    c.add_argument("--old", default="bundled", help="the model already checked")
+    c.add_argument("--new", required=True, help="the model to check ('bundled' allowed)")
+    c.add_argument("--new-closer-look", action="store_true",
+                   help="segment with closer_look=True for the new one")
+    c.add_argument("--list", default=str(HERE / "splits" / "cbc-val.txt"))
+    c.add_argument("--n", type=int, default=20)
+    c.add_argument("--seed", type=int, default=0)
     t = sub.add_parser("total", help="total a verdict table")
     t.add_argument("table")
     args = parser.parse_args(argv)
-    return render(args) if args.command == "render" else total(args)
+    return {"render": render, "compare": compare, "total": total}[args.command](args)
 
 
 if __name__ == "__main__":
