@@ -97,7 +97,7 @@ def match(points: np.ndarray, boxes: list[Box]) -> Match:
     return Match(len(points), len(boxes), len(rows), by_kind, kinds)
 
 
-def _at_border(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def at_border(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Which of the labels ``ids`` touch the first or last row or column."""
     edge = np.zeros(labels.shape, dtype=bool)
     edge[[0, -1], :] = True
@@ -105,7 +105,7 @@ def _at_border(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.isin(ids, np.unique(labels[edge]))
 
 
-def box_at_border(box: Box, shape: tuple[int, int], margin: float = 2.0) -> bool:
+def boxat_border(box: Box, shape: tuple[int, int], margin: float = 2.0) -> bool:
     """Whether a box reaches within ``margin`` pixels of the image edge.
 
     VOC coordinates start at 1, so a box cut by the left edge has
@@ -141,8 +141,8 @@ def match_interior(labels: np.ndarray, boxes: list[Box], margin: float = 2.0) ->
     ids = np.unique(labels)
     ids = ids[ids > 0]
     points = centroids(labels)
-    inner_cells = ~_at_border(labels, ids)
-    inner_boxes = np.array([not box_at_border(b, labels.shape, margin) for b in boxes], bool)
+    inner_cells = ~at_border(labels, ids)
+    inner_boxes = np.array([not boxat_border(b, labels.shape, margin) for b in boxes], bool)
     rows = cols = np.zeros(0, dtype=int)
     if len(points) and boxes:
         _, rows, cols = _pairs(points, boxes)
@@ -181,7 +181,7 @@ def unmatched(labels: np.ndarray, boxes: list[Box]) -> dict[str, int]:
     if ids.size == 0:
         return out
     points = centroids(labels)
-    at_border = _at_border(labels, ids)
+    border = at_border(labels, ids)
     matched = np.zeros(len(ids), dtype=bool)
     in_box = np.zeros(len(ids), dtype=bool)
     if boxes:
@@ -191,8 +191,8 @@ def unmatched(labels: np.ndarray, boxes: list[Box]) -> dict[str, int]:
     rest = ~matched
     out["matched"] = int(matched.sum())
     out["in_matched_box"] = int((rest & in_box).sum())
-    out["border"] = int((rest & ~in_box & at_border).sum())
-    out["elsewhere"] = int((rest & ~in_box & ~at_border).sum())
+    out["border"] = int((rest & ~in_box & border).sum())
+    out["elsewhere"] = int((rest & ~in_box & ~border).sum())
     return out
 
 

@@ -57,14 +57,15 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from accuracy import read_list  # noqa: E402
+from cellmatch import at_border  # noqa: E402
+
 COLUMNS = ("stem", "tp", "fp", "fn", "unsure_fn", "unsure_fp", "notes")
 
 
 def pick(list_path: Path, n: int, seed: int) -> list[Path]:
     """``n`` images of a split file in a seeded random order."""
-    sys.path.insert(0, str(HERE))
-    from accuracy import read_list
-
     images = read_list(list_path)
     random.Random(seed).shuffle(images)
     return images[:n]
@@ -81,15 +82,7 @@ def outline_picture(image: np.ndarray, labels: np.ndarray, scale: int = 2):
     from skimage.segmentation import find_boundaries
 
     height, width = labels.shape
-    inside, edge = [], []
-    for i, box in enumerate(ndi.find_objects(labels), 1):
-        if box is None:
-            continue
-        at_edge = (
-            box[0].start == 0 or box[1].start == 0
-            or box[0].stop == height or box[1].stop == width
-        )
-        (edge if at_edge else inside).append(i)
+    inside, edge = _inside_and_edge(labels)
     big_labels = np.kron(labels, np.ones((scale, scale), labels.dtype))
     outline = find_boundaries(big_labels, mode="inner")
     edge_outline = outline & np.isin(big_labels, edge)
@@ -107,6 +100,14 @@ def outline_picture(image: np.ndarray, labels: np.ndarray, scale: int = 2):
             draw.text((cx * scale - 8, cy * scale - 10), str(i), fill=(0, 0, 0),
                       font=font, stroke_width=2, stroke_fill=(255, 255, 255))
     return result, inside, edge
+
+
+def _inside_and_edge(labels: np.ndarray) -> tuple[list[int], list[int]]:
+    """The label ids inside the image, and those that touch its edge."""
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    edge = at_border(labels, ids)
+    return [int(i) for i in ids[~edge]], [int(i) for i in ids[edge]]
 
 
 def _new_folder(folder: str) -> Path | None:
@@ -146,13 +147,10 @@ def unmatched_inside(labels: np.ndarray, other: np.ndarray, overlap: float = 0.6
     """Cells of ``labels`` inside the image that overlap no cell of ``other`` by ``overlap``."""
     from scipy import ndimage as ndi
 
-    height, width = labels.shape
+    boxes = ndi.find_objects(labels)
     out = []
-    for i, box in enumerate(ndi.find_objects(labels), 1):
-        if box is None or box[0].start == 0 or box[1].start == 0:
-            continue
-        if box[0].stop == height or box[1].stop == width:
-            continue
+    for i in _inside_and_edge(labels)[0]:
+        box = boxes[i - 1]
         this = labels[box] == i
         hits = np.bincount(other[box][this], minlength=int(other.max()) + 1)
         hits[0] = 0
