@@ -290,8 +290,8 @@ def _resumed(path: Path, labels_path: Path, wanted: dict) -> FileResult:
     notes = []
     changed = [
         f"{key}={made_with[key]!r} (now {wanted[key]!r})"
-        for key in ("inner", "outer", "diameter", "closer_look", "model")
-        if key in made_with and made_with[key] != wanted[key]
+        for key in wanted
+        if key != "milseg" and key in made_with and made_with[key] != wanted[key]
     ]
     if changed:
         notes.append(

@@ -86,7 +86,11 @@ def heatmap_steps(
     weights_y = blend_weights(height, spans_y)
     weights_x = blend_weights(width, spans_x)
     out = np.zeros((height, width), dtype=np.float32)
-    closer = np.zeros((height, width), dtype=np.float32) if closer_look else None
+    closer = None
+    if closer_look:
+        from .small_cells import ENLARGE, add_small_cells
+
+        closer = np.zeros((height, width), dtype=np.float32)
     total = len(spans_y) * len(spans_x)
     done = 0
     yield Progress(0, total, "heatmap")
@@ -97,13 +101,11 @@ def heatmap_steps(
                 weight = wy[:, None] * wx[None, :]
                 out[y0:y1, x0:x1] += predict_tile(model, crop, scale) * weight
                 if closer is not None:
-                    closer[y0:y1, x0:x1] += predict_tile(model, crop, 2 * scale) * weight
+                    closer[y0:y1, x0:x1] += predict_tile(model, crop, ENLARGE * scale) * weight
                 done += 1
                 yield Progress(done, total, "heatmap")
     np.clip(out, 0.0, 1.0, out=out)
     if closer is not None:
-        from .small_cells import add_small_cells
-
         np.clip(closer, 0.0, 1.0, out=closer)
         out = add_small_cells(out, closer, float(diameter))
     return out

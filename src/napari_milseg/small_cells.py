@@ -16,6 +16,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+#: How many times the closer look enlarges the image (the rules of
+#: :func:`small_cells` are set for twice).
+ENLARGE = 2.0
+
 
 def small_cells(
     heatmap: np.ndarray,

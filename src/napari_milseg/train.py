@@ -294,6 +294,7 @@ class _Data:
         from .heatmap import predict_tile
         from .model import NET_DIAMETER
         from .selftrain import confident_cells, cut_patches
+        from .small_cells import ENLARGE
 
         cells, known, patches = [], [], []
         import torch
@@ -302,7 +303,7 @@ class _Data:
             sources = zip(self.positives, self.foreground, self.lights, strict=True)
             for image, fg, (light, _) in sources:
                 heat = predict_tile(model, image, 1.0)
-                closer = _closer_look(model, image)
+                closer = predict_tile(model, image, ENLARGE)
                 c, k = confident_cells(heat, fg > 0.5, NET_DIAMETER, closer_look=closer)
                 cells.append(c)
                 known.append(k.astype(np.float32))
@@ -336,13 +337,6 @@ class _Data:
         from .selftrain import composite
 
         return composite(self.negative(side), self.patches, self.rng)
-
-
-def _closer_look(model, image: np.ndarray) -> np.ndarray:
-    """The model's heatmap of a network-scale image seen at twice the resolution."""
-    from .heatmap import predict_tile
-
-    return predict_tile(model, image, 2.0)
 
 
 def _tensor(array: np.ndarray, size: int, mode: str):
