@@ -11,6 +11,18 @@ def disc(shape, centre, radius) -> np.ndarray:
     return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
 
 
+def cone(shape, centre, radius):
+    """A heatmap blob: 1 at the centre, 0.5 at ``radius``, 0 beyond."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    r = np.hypot(yy - centre[0], xx - centre[1]) / radius
+    return np.where(r <= 1, 1 - 0.5 * r, 0.0)
+
+
+def small_spot(shape=(80, 80), centre=(40, 40)):
+    """A platelet: faint at the network's scale, a core at twice the resolution."""
+    return 0.4 * cone(shape, centre, 4), 0.95 * cone(shape, centre, 4)
+
+
 def lobed_cell(diameter: float = 20, shape=(80, 80)) -> np.ndarray:
     """A heatmap of one wide cell (1.8 cell diameters) with a core on each of three lobes.
 

@@ -9,15 +9,7 @@ from napari_milseg.selftrain import (
     cut_patches,
     labels_to_masks,
 )
-from smears import disc
-from test_small_cells import small_spot
-
-
-def cone(shape, centre, radius):
-    """A heatmap blob: 1 at the centre, 0.5 at ``radius``, 0 beyond."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    r = np.hypot(yy - centre[0], xx - centre[1]) / radius
-    return np.where(r <= 1, 1 - 0.5 * r, 0.0)
+from smears import cone, disc, small_spot
 
 
 def test_centre_target_of_a_disc():

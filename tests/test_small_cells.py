@@ -5,19 +5,7 @@ import pytest
 
 from napari_milseg.cells import label_cells
 from napari_milseg.small_cells import add_small_cells, small_cells
-from smears import disc
-
-
-def cone(shape, centre, radius):
-    """A heatmap blob: 1 at the centre, 0.5 at ``radius``, 0 beyond."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    r = np.hypot(yy - centre[0], xx - centre[1]) / radius
-    return np.where(r <= 1, 1 - 0.5 * r, 0.0)
-
-
-def small_spot(shape=(80, 80), centre=(40, 40)):
-    """A platelet: faint at the network's scale, a core at twice the resolution."""
-    return 0.4 * cone(shape, centre, 4), 0.95 * cone(shape, centre, 4)
+from smears import cone, disc, small_spot
 
 
 def test_small_cells_finds_a_spot_only_the_closer_look_resolves():
