@@ -186,7 +186,7 @@ class SegmentWidget(JobPanel, QWidget):
         self.closer_check.setToolTip(
             "Also run the network on the image enlarged twice and add the small cells "
             "(platelets) it resolves: finds about twice as many platelets, and takes "
-            "about three times as long. Applies at the next Segment."
+            "about two and a half times as long. Applies at the next Segment."
         )
 
         # outer < inner always: the two ranges are offset by the gap

@@ -154,6 +154,10 @@ def predict_tile(model, rgb: np.ndarray, scale: float) -> np.ndarray:
     x = normalise(x)
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    if x.device.type == "cpu":
+        # oneDNN's convolutions and max-pooling run faster on channels-last
+        # tensors (the same numbers, to float rounding; benchmarks/speed.py)
+        x = x.contiguous(memory_format=torch.channels_last)
     logits = model.net(x)
     logits = F.interpolate(logits, scale_factor=OUTPUT_STRIDE, mode="bilinear", align_corners=False)
     logits = logits[..., :hn, :wn]

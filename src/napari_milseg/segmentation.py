@@ -68,7 +68,7 @@ def segment(
         Also run the network on the image enlarged twice, and add the small
         cells (platelets) it resolves (:mod:`napari_milseg.small_cells`).
         Finds about twice as many platelets on the CBC validation smears, and
-        takes about three times as long (four times the network's work).
+        takes about two and a half times as long (four times the network's pixels).
 
     Returns
     -------

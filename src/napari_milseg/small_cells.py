@@ -68,7 +68,6 @@ def small_cells(
     if count == 0:
         return out
     area = np.bincount(cores.ravel())
-    highest = ndi.maximum(heatmap, cores, np.arange(count + 1))
     inner = max(1, int(round(0.06 * cell_diameter)))
     outer = max(inner + 1, int(round(0.14 * cell_diameter)))
     grow = max(1, int(round(0.03 * cell_diameter)))
@@ -76,7 +75,7 @@ def small_cells(
     height, width = heatmap.shape
     found = 0
     for i, box in enumerate(ndi.find_objects(cores), start=1):
-        if area[i] > largest or highest[i] >= core:
+        if area[i] > largest or heatmap[box][cores[box] == i].max() >= core:
             continue
         if (box[0].start < outer or box[1].start < outer
                 or box[0].stop > height - outer or box[1].stop > width - outer):
