@@ -5,7 +5,7 @@ Usage::
     python benchmarks/eye_check.py render --out DIR [--model PATH] [--closer-look]
         [--n 20] [--seed 0]
     python benchmarks/eye_check.py compare --out DIR --new PATH|bundled
-        [--old PATH|bundled] [--new-closer-look]
+        [--old PATH|bundled] [--new-closer-look] [--new-lab [--scale 0.6 --hue 0.3]]
     python benchmarks/eye_check.py total benchmarks/eye_check/2026-12-01-fourth-round.tsv
 
 The CBC boxes miss many cells, so the scores of ``accuracy.py`` cannot say
@@ -40,7 +40,11 @@ on the same smears it writes one picture per place inside the image
 where a cell of one matches no cell of the other (overlap under 60 %),
 the old model's outlines (blue) beside the new one's (yellow). One looks
 at those places only and carries the old table's verdicts over
-everywhere else.
+everywhere else. With ``--new-lab`` the new model segments each smear
+turned into the "new lab" of ``finetune_experiment.py`` (rescaled by
+``--scale``, hue and gamma changed), and its cells are scaled back to
+the smear's size (nearest neighbour) and drawn on the original: the
+check of a model fine-tuned for that lab, on the same smears.
 
 ``total`` prints precision, recall, F1 and count accuracy twice: with the
 unsure cases in the model's favour, and against it.
@@ -161,6 +165,21 @@ def unmatched_inside(labels: np.ndarray, other: np.ndarray, overlap: float = 0.6
     return out
 
 
+def _new_labels(image: np.ndarray, model, args) -> np.ndarray:
+    """The new model's cells on ``image``, or on its new-lab look scaled back."""
+    import napari_milseg as ms
+
+    if not args.new_lab:
+        return ms.segment(image, model=model, closer_look=args.new_closer_look).labels
+    from finetune_experiment import new_lab
+    from skimage.transform import resize
+
+    look = new_lab(image, args.scale, args.hue)
+    labels = ms.segment(look, model=model, closer_look=args.new_closer_look).labels
+    return resize(labels, image.shape[:2], order=0, preserve_range=True,
+                  anti_aliasing=False).astype(labels.dtype)
+
+
 def compare(args) -> int:
     from PIL import Image
     from scipy import ndimage as ndi
@@ -176,7 +195,7 @@ def compare(args) -> int:
     for path in pick(Path(args.list), args.n, args.seed):
         image = np.asarray(Image.open(path).convert("RGB"))
         a = ms.segment(image, model=old).labels
-        b = ms.segment(image, model=new, closer_look=args.new_closer_look).labels
+        b = _new_labels(image, new, args)
         changed = np.isin(a, unmatched_inside(a, b)) | np.isin(b, unmatched_inside(b, a))
         regions, _ = ndi.label(ndi.binary_dilation(changed, iterations=6))
         for box in ndi.find_objects(regions):
@@ -252,6 +271,10 @@ def main(argv=None) -> int:
     c.add_argument("--new", required=True, help="the model to check ('bundled' allowed)")
     c.add_argument("--new-closer-look", action="store_true",
                    help="segment with closer_look=True for the new one")
+    c.add_argument("--new-lab", action="store_true",
+                   help="the new model sees the smears in finetune_experiment.py's new-lab look")
+    c.add_argument("--scale", type=float, default=0.6, help="new-lab rescale (with --new-lab)")
+    c.add_argument("--hue", type=float, default=0.3, help="new-lab hue turn (with --new-lab)")
     c.add_argument("--list", default=str(HERE / "splits" / "cbc-val.txt"))
     c.add_argument("--n", type=int, default=20)
     c.add_argument("--seed", type=int, default=0)

@@ -395,6 +395,9 @@ def _train_step(net, data: _Data, batch: int, refine: bool, device, rng):
 
     images = torch.stack(pos_img + neg_img + comp_img)
     images = normalise(photometric(images, rng)).to(device)
+    if device.type == "cpu":
+        # about a fifth faster on oneDNN, as in heatmap.predict_tile
+        images = images.contiguous(memory_format=torch.channels_last)
     logits = net(images)
     n_pos, n_neg = len(pos_img), len(neg_img)
     valid = F.avg_pool2d(torch.stack(pos_fg), OUTPUT_STRIDE).to(device)
