@@ -105,7 +105,7 @@ def at_border(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.isin(ids, np.unique(labels[edge]))
 
 
-def boxat_border(box: Box, shape: tuple[int, int], margin: float = 2.0) -> bool:
+def box_at_border(box: Box, shape: tuple[int, int], margin: float = 2.0) -> bool:
     """Whether a box reaches within ``margin`` pixels of the image edge.
 
     VOC coordinates start at 1, so a box cut by the left edge has
@@ -142,7 +142,7 @@ def match_interior(labels: np.ndarray, boxes: list[Box], margin: float = 2.0) ->
     ids = ids[ids > 0]
     points = centroids(labels)
     inner_cells = ~at_border(labels, ids)
-    inner_boxes = np.array([not boxat_border(b, labels.shape, margin) for b in boxes], bool)
+    inner_boxes = np.array([not box_at_border(b, labels.shape, margin) for b in boxes], bool)
     rows = cols = np.zeros(0, dtype=int)
     if len(points) and boxes:
         _, rows, cols = _pairs(points, boxes)
