@@ -153,7 +153,7 @@ def add_segment_command(subparsers, common: argparse.ArgumentParser) -> None:
         "--closer-look",
         action="store_true",
         help="also look at every image enlarged twice, for small cells such as platelets "
-        "(finds more of them; about 3x the time)",
+        "(finds more of them; about 2.5x the time)",
     )
     p.add_argument(
         "--model", default=None, metavar="PATH", help="weights file (default: the bundled model)"
