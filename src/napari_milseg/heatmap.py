@@ -69,6 +69,7 @@ def heatmap_steps(
 
     import torch
 
+    from .colour import turn_colours
     from .model import NET_DIAMETER, load_model
 
     model = load_model(model)
@@ -81,6 +82,8 @@ def heatmap_steps(
             f"the image ({width}x{height} px) is smaller than one expected cell "
             f"({diameter:g} px across); give a smaller cell diameter if the cells are smaller"
         )
+    turn = float(getattr(model, "colour_turn", 0.0))
+    background = _background_colour(image, value_range, rgb) if turn % 360 else None
     spans_y = tile_spans(height, tile / scale, OVERLAP / scale)
     spans_x = tile_spans(width, tile / scale, OVERLAP / scale)
     weights_y = blend_weights(height, spans_y)
@@ -98,6 +101,8 @@ def heatmap_steps(
         for (y0, y1), wy in zip(spans_y, weights_y, strict=True):
             for (x0, x1), wx in zip(spans_x, weights_x, strict=True):
                 crop = to_rgb_float(image[y0:y1, x0:x1], value_range, rgb)
+                if background is not None:
+                    crop = turn_colours(crop, turn, background)
                 weight = wy[:, None] * wx[None, :]
                 out[y0:y1, x0:x1] += predict_tile(model, crop, scale) * weight
                 if closer is not None:
@@ -109,6 +114,16 @@ def heatmap_steps(
         np.clip(closer, 0.0, 1.0, out=closer)
         out = add_small_cells(out, closer, float(diameter))
     return out
+
+
+def _background_colour(image, value_range, rgb) -> np.ndarray:
+    """Background Lab colour of a whole image, from a strided sample of at most ~1M pixels."""
+    from .colour import background_colour, to_lab
+
+    height, width = plane_shape(image, rgb)
+    step = max(1, int(np.sqrt(height * width / 1_000_000)))
+    sample = to_rgb_float(image[::step, ::step], value_range, rgb)
+    return background_colour(to_lab(sample))
 
 
 def predict_heatmap(

@@ -121,12 +121,18 @@ class MilModel:
         Free-form facts about the model (data, command, date, metrics).
     source : str
         Where the model came from (a path, ``"bundled"`` or ``"new"``).
+    colour_turn : float
+        Angle, in degrees, by which images' colours are turned about their
+        background colour before the network sees them
+        (:mod:`napari_milseg.colour`); 0 for the bundled model, chosen by
+        fine-tuning for a new lab's stain.
     """
 
     net: MilNet
     diameter: float
     card: dict[str, Any] = field(default_factory=dict)
     source: str = "new"
+    colour_turn: float = 0.0
 
     @property
     def device(self) -> torch.device:
@@ -195,6 +201,7 @@ def save_model(model: MilModel, path: str | os.PathLike, overwrite: bool = False
         "format": FORMAT,
         "arch": ARCH,
         "diameter": float(model.diameter),
+        "colour_turn": float(model.colour_turn),
         "net_diameter": NET_DIAMETER,
         "mean": list(MEAN),
         "std": list(STD),
@@ -284,11 +291,15 @@ def _load(path: Path, device: torch.device) -> MilModel:
     diameter = float(blob.get("diameter", float("nan")))
     if not math.isfinite(diameter) or diameter <= 0:
         raise ModelError(f"{path} has no valid training cell diameter")
+    colour_turn = blob.get("colour_turn", 0.0)
+    if not isinstance(colour_turn, (int, float)) or not math.isfinite(colour_turn):
+        raise ModelError(f"{path} has an invalid colour turn {colour_turn!r}")
     try:
         card = json.loads(blob.get("card", "{}"))
     except json.JSONDecodeError:
         card = {}
-    return MilModel(net=net.to(device).eval(), diameter=diameter, card=card, source=str(path))
+    return MilModel(net=net.to(device).eval(), diameter=diameter, card=card, source=str(path),
+                    colour_turn=float(colour_turn))
 
 
 def normalise(batch: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .colour import background_pixels, to_lab
+
 #: Pixels further from the background colour than this many noise widths are foreground.
 NOISE_WIDTHS = 6.0
 #: The same for training's foreground, lower so that pale red cells (a faint
@@ -26,14 +28,6 @@ NOISE_WIDTHS = 6.0
 #: twelve was less than half covered, was painted into the synthesized
 #: negatives as background and was taught as background in self-training.
 TRAINING_NOISE_WIDTHS = 4.0
-#: Share of pixels taken as surely background when estimating its colour.
-BACKGROUND_SHARE = 0.15
-
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    from skimage.color import rgb2lab
-
-    return rgb2lab(np.clip(rgb, 0.0, 1.0)).astype(np.float32)
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -62,14 +56,8 @@ def background_distance(
     """
     from skimage.filters import threshold_otsu
 
-    lab = _lab(ndi.uniform_filter(rgb.astype(np.float32), size=(3, 3, 1)))
-    lum = lab[..., 0]
-    low, high = np.percentile(lum, [100 * BACKGROUND_SHARE, 100 * (1 - BACKGROUND_SHARE)])
-    bright, dark = lum >= high, lum <= low
-    # the background is the flat extreme: bright in brightfield, dark in fluorescence
-    edges = np.hypot(ndi.sobel(lum, 0), ndi.sobel(lum, 1))
-    bright_background = np.median(edges[bright]) <= np.median(edges[dark])
-    surely_background = bright if bright_background else dark
+    lab = to_lab(ndi.uniform_filter(rgb.astype(np.float32), size=(3, 3, 1)))
+    surely_background = background_pixels(lab)
     colour = np.median(lab[surely_background], axis=0)
     distance = np.sqrt(((lab - colour) ** 2).sum(-1))
     near = distance[surely_background]
