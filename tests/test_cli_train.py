@@ -61,7 +61,7 @@ def test_help_lists_the_options():
     assert done.returncode == 0
     for flag in ("--positive", "--negative", "--init", "--from-scratch", "--epochs",
                  "--warmup-epochs", "--lr", "--batch-size", "--crops-per-image", "--diameter",
-                 "--seed", "--device", "--out", "--overwrite", "--debug"):
+                 "--colour-turn", "--seed", "--device", "--out", "--overwrite", "--debug"):
         assert flag in done.stdout
     assert "train" in milseg("--help").stdout
 
@@ -99,6 +99,33 @@ def test_train_writes_a_loadable_model_and_its_card(trained, smears_dir):
     assert machine["device"] == "cpu" or machine["device"].startswith("cuda")
     assert machine["torch_threads"] >= 1 and machine["cpu_count"] >= 1
     assert "interrupted_after_epoch" not in card
+
+
+@pytest.mark.parametrize("turn, epochs", [("auto", "1"), ("120", "0")])
+def test_fine_tuning_chooses_or_takes_a_colour_turn_the_model_keeps(smears_dir, tmp_path, turn,
+                                                                     epochs):
+    from napari_milseg.model import load_model
+
+    out = tmp_path / "lab.pt"
+    tiny = [a for a in TINY if a != "--from-scratch"]
+    done = milseg("train", "--positive", smears_dir, "--epochs", epochs, *tiny,
+                  "--colour-turn", turn, "--out", out)
+    assert done.returncode == 0, done.stderr
+    model = load_model(out, "cpu")
+    card = json.loads(card_path(out).read_text())
+    assert card["colour_turn"] == model.colour_turn
+    if turn == "auto":
+        # the choice is reported, with what it saw at every angle
+        assert "milseg: colours " in done.stderr and "(agreement " in done.stderr
+        assert len(card["colour_turn_agreement"]) == 12 and card["colour_turn_images"] == 4
+    else:
+        assert model.colour_turn == 120.0 and "colour_turn_agreement" not in card
+        # no epoch: the bundled weights with this diameter and turn, nothing trained
+        import torch
+
+        bundled = load_model(None, "cpu").net.state_dict()
+        assert all(torch.equal(v, bundled[k]) for k, v in model.net.state_dict().items())
+        assert card["epochs"] == 0 and model.diameter == 24
 
 
 def test_existing_model_or_card_is_not_overwritten(trained, smears_dir, tmp_path):
@@ -206,8 +233,12 @@ def test_unusable_init_models(smears_dir, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--lr", "2"], "learning_rate must be between 0 and 1"),
     (["--warmup-epochs", "5", "--epochs", "2"], "warmup_epochs must be between 0 and epochs"),
-    (["--epochs", "0"], "must be at least 1"),
+    (["--epochs", "-1"], "epochs must be a whole number of at least 0"),
+    (["--epochs", "0"], "training a new network needs at least 1 epoch"),  # --from-scratch
+    (["--epochs", "two"], "'two' is not a whole number"),
     (["--device", "tpu"], "must be auto, cpu, cuda"),
+    (["--colour-turn", "left"], "must be an angle in degrees or 'auto'"),
+    (["--colour-turn", "nan"], "must be an angle in degrees or 'auto'"),
     (["--init", "x.pt"], "not allowed with argument"),  # with --from-scratch (in TINY)
 ])
 def test_bad_values_exit_2(smears_dir, tmp_path, args, words):

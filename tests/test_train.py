@@ -24,11 +24,15 @@ TINY = TrainParams(epochs=2, warmup_epochs=1, batch_size=2, crops_per_image=1, d
 @pytest.mark.parametrize(
     "kwargs, word",
     [
-        ({"epochs": 0}, "epochs"),
+        ({"epochs": -1}, "epochs"),
+        ({"epochs": True}, "epochs"),
         ({"batch_size": 1.5}, "batch_size"),
         ({"warmup_epochs": 5, "epochs": 2}, "warmup_epochs"),
         ({"learning_rate": 2.0}, "learning_rate"),
         ({"diameter": -3}, "diameter"),
+        ({"colour_turn": "some"}, "colour_turn"),
+        ({"colour_turn": float("inf")}, "colour_turn"),
+        ({"colour_turn": True}, "colour_turn"),
     ],
 )
 def test_train_params_reject_bad_values(kwargs, word):
@@ -81,6 +85,55 @@ def test_fine_tuning_never_changes_the_loaded_model():
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert tuned.net is not bundled.net
     assert tuned.card["init"] == bundled.name
+    # fine-tuning chose a colour turn (none, for smears the bundled model sees) and says so
+    assert tuned.colour_turn == tuned.card["colour_turn"] == 0.0
+    assert "0" in tuned.card["colour_turn_agreement"]
+    assert bundled.colour_turn == 0.0
+
+
+def test_a_given_colour_turn_turns_every_training_image_and_stays_with_the_model(monkeypatch):
+    import dataclasses
+
+    import napari_milseg.colour as colour
+
+    turned = []
+    real = colour.turn_colours
+    monkeypatch.setattr(colour, "turn_colours",
+                        lambda image, degrees, *a: turned.append(degrees) or real(image, degrees))
+    negatives = [np.full((96, 128, 3), 220, np.uint8) for _ in range(2)]
+    model = train(_smears(4), negatives, dataclasses.replace(TINY, colour_turn=90.0),
+                  init="scratch")
+    assert turned == [90.0] * 6
+    assert model.colour_turn == model.card["colour_turn"] == 90.0
+
+
+def test_zero_epochs_adapts_only_the_diameter_and_the_colour_turn():
+    import dataclasses
+
+    import torch
+
+    from napari_milseg.model import load_model
+
+    bundled = load_model(None)
+    model = train(_smears(4), params=dataclasses.replace(TINY, epochs=0, warmup_epochs=0,
+                                                         colour_turn=30.0))
+    same = bundled.net.state_dict()
+    assert all(torch.equal(v, same[k]) for k, v in model.net.state_dict().items())
+    assert model.diameter == 24 and bundled.diameter != 24
+    assert model.colour_turn == model.card["colour_turn"] == 30.0
+    assert model.card["epochs"] == 0 and model.card["epoch_losses"] == []
+    assert model.card["negatives"] == "none used (no training)"
+    with pytest.raises(ValueError, match="at least 1 epoch"):
+        next(train_steps(_smears(4), params=dataclasses.replace(TINY, epochs=0, warmup_epochs=0),
+                         init="scratch"))
+
+
+def test_no_colour_turn_is_chosen_for_a_new_network(monkeypatch):
+    import napari_milseg.colour as colour
+
+    monkeypatch.setattr(colour, "choose_turn_steps", lambda *a: pytest.fail("chose a turn"))
+    model = train(_smears(4), params=TINY, init="scratch")
+    assert model.colour_turn == model.card["colour_turn"] == 0.0
 
 
 def test_self_training_takes_a_closer_look_at_every_image(monkeypatch):

@@ -32,6 +32,7 @@ Messages go to stderr, one line each, without tracebacks unless ``--debug``.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -93,6 +94,18 @@ def _diameter(text: str) -> float | str:
         raise argparse.ArgumentTypeError(
             f"must be a positive number of pixels or 'auto', got {text!r}"
         ) from None
+
+
+def _turn(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be an angle in degrees or 'auto', got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -395,8 +408,9 @@ def add_train_command(subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", "-o", required=True, metavar="PATH",
                    help="model file to write (e.g. mylab.pt); the card goes to mylab.json")
-    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, metavar="N",
-                   help=f"passes over the positive images (default {defaults.epochs})")
+    p.add_argument("--epochs", type=_whole, default=defaults.epochs, metavar="N",
+                   help=f"passes over the positive images (default {defaults.epochs}); 0 "
+                   "trains nothing, only sets the cell diameter and colour turn")
     p.add_argument(
         "--warmup-epochs", type=_whole, default=None, metavar="N",
         help="leading epochs of MIL alone before self-training (default: 2 when "
@@ -414,6 +428,13 @@ def add_train_command(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--diameter", type=_positive_float, default=None, metavar="PX",
         help="cell diameter in the training images, in pixels (default: estimated from them)",
+    )
+    p.add_argument(
+        "--colour-turn", type=_turn, default=defaults.colour_turn, metavar="DEG",
+        help="turn the images' colours about their background colour by DEG degrees, in "
+        "training and whenever the new model is used; 'auto' (default) chooses the turn "
+        "under which the starting model finds the cells best (0 unless the stain's hue "
+        "hides them from it; always 0 with --from-scratch); 0 turns nothing",
     )
     p.add_argument("--seed", type=_whole, default=defaults.seed, metavar="N",
                    help=f"random seed (default {defaults.seed})")
@@ -440,6 +461,7 @@ def run_train(args: argparse.Namespace) -> int:
             epochs=args.epochs, warmup_epochs=args.warmup_epochs, learning_rate=args.lr,
             batch_size=args.batch_size, crops_per_image=args.crops_per_image,
             diameter=args.diameter, seed=args.seed, device=args.device,
+            colour_turn=args.colour_turn,
         )
     except ValueError as err:
         raise CliError(str(err)) from err
@@ -543,6 +565,8 @@ def _train_loop(positives, negatives, params, init):
         if report.total > 1:
             bar.total = report.total
             bar.update(report.step - bar.n)
+        if "colour_turn" in info:
+            _say(report.message)
         if info.get("epoch_done"):
             last = info["model"]
             _say(f"{report.message}: mean loss {info['loss']:.4f}")

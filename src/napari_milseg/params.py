@@ -122,6 +122,8 @@ class TrainParams:
     epochs : int
         Passes over the positive images. Each pass mines the top instance of
         every small positive bag and the top five of every negative bag.
+        0 (fine-tuning only) trains nothing: the new model is the starting
+        one with the images' cell diameter and colour turn, in seconds.
     warmup_epochs : int or None
         Leading epochs of MIL alone, before self-training on the model's own
         confident cells starts. None: half the epochs when training from
@@ -139,6 +141,13 @@ class TrainParams:
         Seed for every random choice, so runs repeat.
     device : str
         ``"auto"`` (GPU if any, else CPU), ``"cpu"``, ``"cuda"``, ...
+    colour_turn : float or "auto"
+        Angle, in degrees, by which the images' colours are turned about
+        their background colour, in training and in every later use of the
+        model (see :mod:`napari_milseg.colour`). ``"auto"`` chooses it when
+        fine-tuning, without labels: the angle under which the starting
+        model's cells best match what differs in colour from the
+        background (0 when no angle helps, and always 0 from scratch).
     """
 
     epochs: int = 10
@@ -149,9 +158,12 @@ class TrainParams:
     diameter: float | None = None
     seed: int = 0
     device: str = "auto"
+    colour_turn: float | str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "crops_per_image"):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"epochs must be a whole number of at least 0, got {self.epochs!r}")
+        for name in ("batch_size", "crops_per_image"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
@@ -171,3 +183,11 @@ class TrainParams:
         check_diameter(self.diameter)
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be a whole number, got {self.seed!r}")
+        if self.colour_turn != "auto" and not (
+            isinstance(self.colour_turn, (int, float))
+            and not isinstance(self.colour_turn, bool)
+            and math.isfinite(self.colour_turn)
+        ):
+            raise ValueError(
+                f"colour_turn must be 'auto' or an angle in degrees, got {self.colour_turn!r}"
+            )

@@ -89,7 +89,9 @@ def train_steps(
     Returns
     -------
     MilModel
-        The trained model (eval mode), its ``card`` filled in.
+        The trained model (eval mode), its ``card`` filled in. With 0 epochs
+        (not from scratch) the starting weights, untouched, with the
+        positives' cell diameter and the colour turn.
 
     Raises
     ------
@@ -102,6 +104,8 @@ def train_steps(
 
     params = params or TrainParams()
     started = time.time()
+    if params.epochs == 0 and isinstance(init, str) and init == "scratch":
+        raise ValueError("training a new network needs at least 1 epoch")
     if len(positives) < MIN_POSITIVES:
         raise ValueError(
             f"training needs at least {MIN_POSITIVES} positive images, got {len(positives)}"
@@ -118,6 +122,44 @@ def train_steps(
         diameter = estimate_rgb_diameter(pos_rgb)
     else:
         diameter = params.diameter
+
+    if isinstance(init, str) and init == "scratch":
+        model = new_model(diameter, params.device, seed=params.seed)
+        from_scratch = True
+        init_name = "scratch"
+    else:
+        loaded = load_model(init, params.device)
+        model = copy.deepcopy(loaded)
+        init_name = loaded.name
+        from_scratch = False
+    model.diameter = float(diameter)
+    model.source = "new"
+
+    turn_card: dict = {}
+    if params.colour_turn == "auto":
+        if from_scratch:
+            model.colour_turn = 0.0
+        else:
+            from .colour import choose_turn_steps
+
+            choice = yield from choose_turn_steps(pos_rgb, model, diameter)
+            model.colour_turn = choice.degrees
+            turn_card = choice.card()
+            yield Progress(0, 1, choice.summary(), {"colour_turn": choice.degrees})
+    else:
+        model.colour_turn = float(params.colour_turn)
+    turn_card.setdefault("colour_turn", model.colour_turn)
+    if model.colour_turn % 360:
+        from .colour import turn_colours
+
+        yield Progress(0, 1, f"turning colours by {model.colour_turn:+g}°")
+        pos_rgb = [turn_colours(image, model.colour_turn) for image in pos_rgb]
+        neg_rgb = [turn_colours(image, model.colour_turn) for image in neg_rgb]
+    if params.epochs == 0:
+        # adapt only: the starting weights with these images' diameter and colour turn
+        model.card = _card(params, init_name, diameter, pos_rgb, [], False, [], started, 0,
+                           None, 0) | turn_card | {"negatives": "none used (no training)"}
+        return model
     scale = NET_DIAMETER / diameter
     pos_net = [piece for image in pos_rgb for piece in _to_net_scale(image, scale)]
     neg_net = [piece for image in neg_rgb for piece in _to_net_scale(image, scale)]
@@ -148,17 +190,6 @@ def train_steps(
             for _ in range(NEGATIVES_PER_POSITIVE)
         ]
 
-    if isinstance(init, str) and init == "scratch":
-        model = new_model(diameter, params.device, seed=params.seed)
-        from_scratch = True
-        init_name = "scratch"
-    else:
-        loaded = load_model(init, params.device)
-        model = copy.deepcopy(loaded)
-        init_name = loaded.name
-        from_scratch = False
-    model.diameter = float(diameter)
-    model.source = "new"
     net = model.net
     device = model.device
 
@@ -206,7 +237,7 @@ def train_steps(
         net.eval()
         history.append(float(np.mean(losses)))
         model.card = _card(params, init_name, diameter, pos_net, neg_net, synthesized,
-                           history, started, epoch + 1, lr, warmup)
+                           history, started, epoch + 1, lr, warmup) | turn_card
         yield Progress(
             step,
             total,
