@@ -124,9 +124,12 @@ class FinetuneWidget(JobPanel, QWidget):
 
         defaults = TrainParams()
         self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin.setRange(0, 1000)
         self.epochs_spin.setValue(defaults.epochs)
-        self.epochs_spin.setToolTip("Passes over the positive images")
+        self.epochs_spin.setToolTip(
+            "Passes over the positive images; 0 trains nothing and only sets the cell "
+            "diameter and colour turn of the starting model (seconds)"
+        )
         self.lr_edit = QLineEdit()
         self.lr_edit.setPlaceholderText("auto")
         self.lr_edit.setToolTip(
@@ -136,6 +139,14 @@ class FinetuneWidget(JobPanel, QWidget):
         self.diameter_edit.setPlaceholderText("estimate from the images")
         self.diameter_edit.setToolTip(
             "Typical cell diameter in the training images, in pixels; empty estimates it"
+        )
+        self.colour_box = QCheckBox("turn colours to the model's if that finds more cells")
+        self.colour_box.setChecked(defaults.colour_turn == "auto")
+        self.colour_box.setToolTip(
+            "Before training, try turning the images' hues about their background colour "
+            "and keep the turn under which the starting model finds the cells best (no turn "
+            "unless the stain's hue hides the cells from it). The new model turns every "
+            "image it segments the same way. Not used when starting from a new network."
         )
         self.start_combo = QComboBox()
         self.start_combo.addItems([START_ACTIVE, START_BUNDLED, START_FILE])
@@ -170,6 +181,7 @@ class FinetuneWidget(JobPanel, QWidget):
         form.addRow("epochs", self.epochs_spin)
         form.addRow("learning rate", self.lr_edit)
         form.addRow("cell diameter", self.diameter_edit)
+        form.addRow("stain colour", self.colour_box)
         form.addRow("start from", self.start_combo)
         self._init_row = self._with_browse(self.init_edit, self._ask_init)
         form.addRow("", self._init_row)
@@ -219,6 +231,7 @@ class FinetuneWidget(JobPanel, QWidget):
             epochs=int(self.epochs_spin.value()),
             learning_rate=self._lr_value(),
             diameter=self._diameter_value(),
+            colour_turn="auto" if self.colour_box.isChecked() else 0.0,
             **self.advanced,
         )
 
@@ -392,6 +405,8 @@ class FinetuneWidget(JobPanel, QWidget):
         seg = self._segment_widget(create=True)
         active = seg is not None and seg.set_model(model)
         data = self._data_summary()
+        if model.colour_turn % 360:
+            data += f"; it turns colours by {model.colour_turn:+g}°"
         self._set_status(f"saved {what} to {path} (card: {meta.name}){data}")
         if active:
             show_info(
@@ -405,7 +420,8 @@ class FinetuneWidget(JobPanel, QWidget):
         """'; trained on ...' with the images used and the files left out, or ''."""
         sets = [("positive", self._run.get("positives")), ("negative", self._run.get("negatives"))]
         parts = [f"{kind}: {images.summary()}" for kind, images in sets if images]
-        return "; trained on " + "; ".join(parts) if parts else ""
+        verb = "adapted to" if self._run.get("total_epochs") == 0 else "trained on"
+        return f"; {verb} " + "; ".join(parts) if parts else ""
 
     def _segment_widget(self, create: bool = False):
         """The docked Segment cells widget (opened if ``create``), or None."""
@@ -671,5 +687,7 @@ def _command(positives, negatives, layers, params: TrainParams, init, out: Path)
         value = getattr(params, name)
         if value != getattr(defaults, name):
             args += [flag, str(value)]
+    if params.colour_turn != defaults.colour_turn:
+        args += ["--colour-turn", f"{params.colour_turn:g}"]
     args += ["--seed", str(params.seed), "--out", str(out)]
     return shlex.join(args)

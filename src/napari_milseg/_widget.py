@@ -313,7 +313,11 @@ class SegmentWidget(JobPanel, QWidget):
                 return False
             self._model, self._model_diameter, name = loaded, loaded.diameter, loaded.name
         self.model_label.setText(name)
-        self.model_label.setToolTip(str(getattr(self._model, "source", "bundled")))
+        tip = str(getattr(self._model, "source", "bundled"))
+        turn = float(getattr(self._model, "colour_turn", 0.0))
+        if turn % 360:
+            tip += f"\nturns the images' colours by {turn:+g}° before segmenting"
+        self.model_label.setToolTip(tip)
         self._update_diameter_placeholder()
         self.model_changed.emit(name)
         return True

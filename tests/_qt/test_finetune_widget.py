@@ -116,6 +116,9 @@ def test_fine_tune_saves_card_and_activates_the_model(qtbot, viewer, docks, posi
     assert card["init"] == "start.pt"
     assert card["epochs"] == 1 and card["diameter"] == 24.0
     assert card["positive_images"] == 4
+    # "stain colour" is ticked: a turn was chosen from the starting model's cells
+    assert card["colour_turn"] == model.colour_turn
+    assert len(card["colour_turn_agreement"]) == 12
     data = card["positive_data"]
     assert data["sources"] == [str(positives), "open image layers"]
     assert data["names"][-1] == "layer:my smear"
@@ -156,6 +159,35 @@ def test_the_card_has_the_equivalent_command(qtbot, docks, positives, start_file
         f"milseg train --positive {positives} --init {start_file} --epochs 1 --lr 0.0005 "
         f"--diameter 24 --batch-size 4 --crops-per-image 1 --device cpu --seed 0 --out {out}"
     )
+
+
+def test_zero_epochs_adapts_the_model_without_training(qtbot, docks, positives, tmp_path,
+                                                       notes):
+    import torch
+
+    from napari_milseg.model import load_model
+
+    tune, seg = docks
+    Image.fromarray(smear_image(3)).save(positives / "s3.png")
+    tune.start_combo.setCurrentText(START_BUNDLED)
+    tune.colour_box.setChecked(False)
+    out = tmp_path / "adapted.pt"
+    fill(tune, positives, out, epochs=0)
+    assert tune.epochs_spin.value() == 0 and tune.run_button.isEnabled()
+    assert tune.start()
+    wait_done(qtbot, tune)
+    assert errors(notes) == []
+    model = load_model(out, "cpu")
+    card = json.loads(card_path(out).read_text())
+    assert card["epochs"] == 0 and model.diameter == 24 and model.colour_turn == 0
+    assert card["command"] == (
+        f"milseg train --positive {positives} --epochs 0 --diameter 24 --batch-size 4 "
+        f"--crops-per-image 1 --device cpu --colour-turn 0 --seed 0 --out {out}"
+    )
+    bundled = load_model(None, "cpu").net.state_dict()
+    assert all(torch.equal(v, bundled[k]) for k, v in model.net.state_dict().items())
+    assert "adapted to positive: 4 images" in tune.status_label.text()
+    assert seg.model_name == "adapted.pt"
 
 
 def test_cancel_keeps_the_last_good_epoch(qtbot, docks, positives, start_file, tmp_path, notes):
@@ -295,6 +327,9 @@ def test_live_validation_marks_bad_fields(docks, positives, tmp_path):
     assert not tune.run_button.isEnabled()
     tune.diameter_edit.setText("")
     assert tune.params().diameter is None  # estimated from the images
+    assert tune.params().colour_turn == "auto"
+    tune.colour_box.setChecked(False)
+    assert tune.params().colour_turn == 0.0
     tune.start_combo.setCurrentText(START_FILE)
     assert not tune.run_button.isEnabled()  # no file chosen
     tune.start_combo.setCurrentText(START_BUNDLED)

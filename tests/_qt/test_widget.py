@@ -510,9 +510,17 @@ def test_model_chooser(widget, tmp_path, random_model_path, notes):
     assert widget.set_model(random_model_path)
     assert widget.model_name == "random.pt"
     assert "100 px" in widget.diameter_edit.placeholderText()
+    assert "colours" not in widget.model_label.toolTip()
+    from napari_milseg.model import load_model, save_model
+
+    turned = load_model(random_model_path, "cpu")
+    turned.colour_turn = -90.0
+    assert widget.set_model(save_model(turned, tmp_path / "turned.pt"))
+    assert "turns the images' colours by -90°" in widget.model_label.toolTip()
+    assert widget.set_model(random_model_path)
     widget.bundled_button.click()
     assert widget.model_name.startswith("bundled")
-    assert changed == ["random.pt", widget.model_name]
+    assert changed == ["random.pt", "turned.pt", "random.pt", widget.model_name]
 
 
 def test_missing_bundled_model_is_reported(
