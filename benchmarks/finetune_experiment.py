@@ -3,12 +3,14 @@
 Usage::
 
     python benchmarks/finetune_experiment.py --work /tmp/newlab [--model PATH]
-        [--positives 50] [--epochs 10] [--scale 0.6] [--hue 0.3] [--out result.json]
+        [--positives 50] [--epochs 10] [--scale 0.6] [--hue 0.3] [--gamma 0.8]
+        [--colour-turn auto] [--lr RATE] [--out result.json]
 
 The shared CBC smears are turned into a lab the model has never seen: every
 image is rescaled (``--scale``, smaller cells, as with a lower magnification)
 and its colours are changed (hue rotated by ``--hue`` of a turn, and a gamma,
-as with another stain and camera). Then:
+one for all channels or one per channel, as with another stain and camera).
+Then:
 
 1. the first ``--positives`` images of the *training* split, transformed,
    are written to ``WORK/positive/`` (no labels of any kind);
@@ -20,8 +22,12 @@ as with another stain and camera). Then:
    ``milseg segment --diameter auto`` does);
 3. ``milseg train --positive WORK/positive --epochs N --out WORK/lab.pt``
    fine-tunes it (the same command and code as the Fine-tune panel), timed;
+   ``--colour-turn`` is passed on (default ``auto``: training chooses a
+   turn of the colours, :mod:`napari_milseg.colour`);
 4. the fine-tuned model segments the same transformed validation images
-   with default settings.
+   with default settings, and, to tell the turn's share from training's,
+   the starting model does too with the fine-tuned model's colour turn and
+   the estimated diameter, untrained.
 
 Scores use :mod:`cellmatch` against the validation boxes, scaled like the
 images, against all boxes and "interior" (cells cut by the image edge left
@@ -32,6 +38,7 @@ scoring, never for training.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -50,15 +57,18 @@ from cellmatch import Box, read_voc  # noqa: E402
 HERE = Path(__file__).parent
 
 
-def new_lab(image: np.ndarray, scale: float, hue: float, gamma: float = 0.8) -> np.ndarray:
-    """The "new lab" look: rescaled, hue-rotated and gamma-changed RGB uint8."""
+def new_lab(image: np.ndarray, scale: float, hue: float, gamma=0.8) -> np.ndarray:
+    """The "new lab" look: rescaled, hue-rotated and gamma-changed RGB uint8.
+
+    ``gamma`` is one number, or three (red, green, blue).
+    """
     from skimage.color import hsv2rgb, rgb2hsv
     from skimage.transform import rescale
 
     small = rescale(image / 255.0, scale, channel_axis=-1, anti_aliasing=True)
     hsv = rgb2hsv(small)
     hsv[..., 0] = (hsv[..., 0] + hue) % 1.0
-    out = hsv2rgb(hsv) ** gamma
+    out = hsv2rgb(hsv) ** np.asarray(gamma, dtype=float)
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 
@@ -87,6 +97,10 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--scale", type=float, default=0.6)
     parser.add_argument("--hue", type=float, default=0.3)
+    parser.add_argument("--gamma", type=float, nargs="+", default=[0.8],
+                        help="one gamma, or three (red, green, blue)")
+    parser.add_argument("--colour-turn", default="auto", help="passed on to milseg train")
+    parser.add_argument("--lr", default=None, help="passed on to milseg train (default: its own)")
     parser.add_argument("--train-list", default=str(HERE / "splits" / "cbc-train.txt"))
     parser.add_argument("--val-list", default=str(HERE / "splits" / "cbc-val.txt"))
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -96,6 +110,9 @@ def main(argv=None) -> int:
 
     import napari_milseg as ms
 
+    if len(args.gamma) not in (1, 3):
+        parser.error("--gamma takes one number or three")
+    gamma = args.gamma[0] if len(args.gamma) == 1 else list(args.gamma)
     work = Path(args.work)
     positive = work / "positive"
     positive.mkdir(parents=True, exist_ok=True)
@@ -103,15 +120,15 @@ def main(argv=None) -> int:
         target = positive / f"{path.stem}.png"
         if not target.exists():
             image = np.asarray(Image.open(path).convert("RGB"))
-            Image.fromarray(new_lab(image, args.scale, args.hue)).save(target)
+            Image.fromarray(new_lab(image, args.scale, args.hue, gamma)).save(target)
     val_paths = read_list(Path(args.val_list))
-    val_images = [new_lab(np.asarray(Image.open(p).convert("RGB")), args.scale, args.hue)
+    val_images = [new_lab(np.asarray(Image.open(p).convert("RGB")), args.scale, args.hue, gamma)
                   for p in val_paths]
     val_boxes = [scaled_boxes(read_voc(annotation_for(p)), args.scale) for p in val_paths]
     Image.fromarray(val_images[0]).save(work / "example_new_lab.png")
 
     base = ms.load_model(args.model)
-    report = {"scale": args.scale, "hue": args.hue, "positives": args.positives,
+    report = {"scale": args.scale, "hue": args.hue, "gamma": gamma, "positives": args.positives,
               "epochs": args.epochs, "validation_images": len(val_images),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"}
     report["zero_shot"] = score(base, val_images, val_boxes)
@@ -128,16 +145,27 @@ def main(argv=None) -> int:
 
     tuned = work / "lab.pt"
     command = [sys.executable, "-m", "napari_milseg", "train", "--positive", str(positive),
-               "--epochs", str(args.epochs), "--out", str(tuned), "--overwrite"]
+               "--epochs", str(args.epochs), "--colour-turn", args.colour_turn,
+               "--out", str(tuned), "--overwrite"]
     if args.model:
         command += ["--init", args.model]
+    if args.lr:
+        command += ["--lr", args.lr]
     t0 = time.perf_counter()
     subprocess.run(command, check=True)
     report["train_seconds"] = time.perf_counter() - t0
     report["train_command"] = " ".join(command[2:]).replace("napari_milseg", "milseg", 1)
     print(f"fine-tuning took {report['train_seconds']:.0f} s", flush=True)
 
-    report["fine_tuned"] = score(ms.load_model(tuned), val_images, val_boxes)
+    tuned_model = ms.load_model(tuned)
+    report["colour_turn"] = tuned_model.colour_turn
+    report["colour_turn_agreement"] = tuned_model.card.get("colour_turn_agreement")
+    if tuned_model.colour_turn % 360:
+        turned = dataclasses.replace(base, colour_turn=tuned_model.colour_turn)
+        report["zero_shot_turned"] = score(turned, val_images, val_boxes, diameter=estimate)
+        show(f"zero-shot, colours turned {tuned_model.colour_turn:+g}°, --diameter auto",
+             report["zero_shot_turned"])
+    report["fine_tuned"] = score(tuned_model, val_images, val_boxes)
     show("fine-tuned (defaults)", report["fine_tuned"])
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
