@@ -83,7 +83,7 @@ def test_train_defaults_and_frozen():
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
-        ({"epochs": 0}, "epochs"),
+        ({"epochs": -1}, "epochs"),
         ({"epochs": 2.5}, "epochs"),
         ({"epochs": True}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
