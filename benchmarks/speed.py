@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/speed.py [IMAGES] [--n 20] [--model PATH | --untrained DIAMETER]
-        [--threads N] [--out result.json|result.md] [--overwrite]
+        [--threads N] [--closer-look] [--colour-turn DEG]
+        [--out result.json|result.md] [--overwrite]
 
 Times, on the same 640x480 smears in one run:
 
@@ -17,7 +18,10 @@ Times, on the same 640x480 smears in one run:
 - ``classical``: grayscale, Gaussian blur, Otsu mask, distance transform,
   ``peak_local_max`` markers, watershed;
 - with ``--closer-look``, ``segment_closer_look``: ``segment`` with the
-  optional closer look at small cells (no target: it is off by default).
+  optional closer look at small cells (no target: it is off by default);
+- with ``--colour-turn DEG``, ``segment_turned``: ``segment`` with the model's
+  colour turn set to DEG degrees, what a model fine-tuned for another
+  stain costs (no target: the bundled model turns nothing).
 
 Targets (issue 2): ``segment`` at most 2x the classical pipeline,
 ``label_cells`` at most 0.5x. The first image is run once untimed so that
@@ -227,6 +231,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="also time segment with closer_look=True (the option has no target)",
     )
+    parser.add_argument(
+        "--colour-turn",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="also time segment with the model's colour turn set to DEG degrees",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write .json or .md")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args(argv)
@@ -258,6 +269,12 @@ def main(argv=None) -> int:
     }
     if args.closer_look:
         times["segment_closer_look"] = []
+    if args.colour_turn is not None:
+        import dataclasses
+
+        turned = dataclasses.replace(model, colour_turn=args.colour_turn)
+        napari_milseg.segment(images[0][1], model=turned)  # warm-up
+        times["segment_turned"] = []
     counts: dict[str, list[int]] = {"segment": [], "classical": []}
     for name, image in images:
         result, ms = timed(napari_milseg.segment, image, model=model)
@@ -265,6 +282,9 @@ def main(argv=None) -> int:
         if args.closer_look:
             _, ms = timed(napari_milseg.segment, image, model=model, closer_look=True)
             times["segment_closer_look"].append(ms)
+        if args.colour_turn is not None:
+            _, ms = timed(napari_milseg.segment, image, model=turned)
+            times["segment_turned"].append(ms)
         counts["segment"].append(result.count)
         _, ms = timed(napari_milseg.label_cells, result.heatmap, diameter=result.diameter)
         times["label_cells"].append(ms)
@@ -287,6 +307,7 @@ def main(argv=None) -> int:
         "image_shape": list(images[0][1].shape),
         "model": "untrained network (seed 0)" if args.untrained else model.name,
         "diameter": model.diameter,
+        "colour_turn_timed": args.colour_turn,
         "classical_min_distance": min_distance,
         "machine": machine_info(),
         "summary": summarise(times),

@@ -23,6 +23,9 @@ TILE = 512
 OVERLAP = 96
 #: Smallest image side, in expected cell diameters.
 MIN_SIDE_DIAMETERS = 1.0
+#: Most pixels (a strided sample) used to find the background colour that a
+#: model's colour turn is made about.
+SAMPLE_PIXELS = 100_000
 
 
 def heatmap_steps(
@@ -117,11 +120,11 @@ def heatmap_steps(
 
 
 def _background_colour(image, value_range, rgb) -> np.ndarray:
-    """Background Lab colour of a whole image, from a strided sample of at most ~1M pixels."""
+    """Background Lab colour of a whole image, from a strided sample of at most ~100k pixels."""
     from .colour import background_colour, to_lab
 
     height, width = plane_shape(image, rgb)
-    step = max(1, int(np.sqrt(height * width / 1_000_000)))
+    step = max(1, int(np.ceil(np.sqrt(height * width / SAMPLE_PIXELS))))
     sample = to_rgb_float(image[::step, ::step], value_range, rgb)
     return background_colour(to_lab(sample))
 
