@@ -237,8 +237,8 @@ def test_unusable_init_models(smears_dir, tmp_path):
     (["--epochs", "0"], "training a new network needs at least 1 epoch"),  # --from-scratch
     (["--epochs", "two"], "'two' is not a whole number"),
     (["--device", "tpu"], "must be auto, cpu, cuda"),
-    (["--colour-turn", "left"], "must be an angle in degrees or 'auto'"),
-    (["--colour-turn", "nan"], "must be an angle in degrees or 'auto'"),
+    (["--colour-turn", "left"], "must be an angle in degrees, 'auto' or 'keep'"),
+    (["--colour-turn", "nan"], "must be an angle in degrees, 'auto' or 'keep'"),
     (["--init", "x.pt"], "not allowed with argument"),  # with --from-scratch (in TINY)
 ])
 def test_bad_values_exit_2(smears_dir, tmp_path, args, words):

@@ -128,6 +128,19 @@ def test_zero_epochs_adapts_only_the_diameter_and_the_colour_turn():
                          init="scratch"))
 
 
+@pytest.mark.parametrize("turn, expected", [("keep", 45.0), (0.0, 0.0), (-30, -30.0)])
+def test_keep_takes_the_starting_models_turn_and_an_angle_replaces_it(turn, expected):
+    import dataclasses
+
+    from napari_milseg.model import load_model
+
+    start = dataclasses.replace(load_model(None), colour_turn=45.0)
+    params = dataclasses.replace(TINY, epochs=0, warmup_epochs=0, colour_turn=turn)
+    model = train(_smears(4), params=params, init=start)
+    assert model.colour_turn == model.card["colour_turn"] == expected
+    assert start.colour_turn == 45.0
+
+
 def test_no_colour_turn_is_chosen_for_a_new_network(monkeypatch):
     import napari_milseg.colour as colour
 

@@ -146,7 +146,8 @@ class FinetuneWidget(JobPanel, QWidget):
             "Before training, try turning the images' hues about their background colour "
             "and keep the turn under which the starting model finds the cells best (no turn "
             "unless the stain's hue hides the cells from it). The new model turns every "
-            "image it segments the same way. Not used when starting from a new network."
+            "image it segments the same way. Unticked, the starting model's turn is kept "
+            "(none for the bundled model). Not used when starting from a new network."
         )
         self.start_combo = QComboBox()
         self.start_combo.addItems([START_ACTIVE, START_BUNDLED, START_FILE])
@@ -231,7 +232,7 @@ class FinetuneWidget(JobPanel, QWidget):
             epochs=int(self.epochs_spin.value()),
             learning_rate=self._lr_value(),
             diameter=self._diameter_value(),
-            colour_turn="auto" if self.colour_box.isChecked() else 0.0,
+            colour_turn="auto" if self.colour_box.isChecked() else "keep",
             **self.advanced,
         )
 
@@ -688,6 +689,7 @@ def _command(positives, negatives, layers, params: TrainParams, init, out: Path)
         if value != getattr(defaults, name):
             args += [flag, str(value)]
     if params.colour_turn != defaults.colour_turn:
-        args += ["--colour-turn", f"{params.colour_turn:g}"]
+        turn = params.colour_turn
+        args += ["--colour-turn", turn if isinstance(turn, str) else f"{turn:g}"]
     args += ["--seed", str(params.seed), "--out", str(out)]
     return shlex.join(args)

@@ -86,8 +86,8 @@ def _positive_float(text: str) -> float:
 
 
 def _diameter(text: str) -> float | str:
-    if text.strip().lower() == "auto":
-        return "auto"
+    if text.strip().lower() in ("auto", "keep"):
+        return text.strip().lower()
     try:
         return _positive_float(text)
     except argparse.ArgumentTypeError:
@@ -97,14 +97,16 @@ def _diameter(text: str) -> float | str:
 
 
 def _turn(text: str) -> float | str:
-    if text.strip().lower() == "auto":
-        return "auto"
+    if text.strip().lower() in ("auto", "keep"):
+        return text.strip().lower()
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be an angle in degrees or 'auto', got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be an angle in degrees, 'auto' or 'keep', got {text!r}"
+        )
     return value
 
 
@@ -434,7 +436,8 @@ def add_train_command(subparsers, common: argparse.ArgumentParser) -> None:
         help="turn the images' colours about their background colour by DEG degrees, in "
         "training and whenever the new model is used; 'auto' (default) chooses the turn "
         "under which the starting model finds the cells best (0 unless the stain's hue "
-        "hides them from it; always 0 with --from-scratch); 0 turns nothing",
+        "hides them from it; always 0 with --from-scratch); 'keep' keeps the starting "
+        "model's turn; 0 turns nothing",
     )
     p.add_argument("--seed", type=_whole, default=defaults.seed, metavar="N",
                    help=f"random seed (default {defaults.seed})")

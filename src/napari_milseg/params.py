@@ -141,13 +141,14 @@ class TrainParams:
         Seed for every random choice, so runs repeat.
     device : str
         ``"auto"`` (GPU if any, else CPU), ``"cpu"``, ``"cuda"``, ...
-    colour_turn : float or "auto"
+    colour_turn : float, "auto" or "keep"
         Angle, in degrees, by which the images' colours are turned about
         their background colour, in training and in every later use of the
         model (see :mod:`napari_milseg.colour`). ``"auto"`` chooses it when
         fine-tuning, without labels: the angle under which the starting
         model's cells best match what differs in colour from the
         background (0 when no angle helps, and always 0 from scratch).
+        ``"keep"`` keeps the starting model's angle (0 from scratch).
     """
 
     epochs: int = 10
@@ -183,11 +184,12 @@ class TrainParams:
         check_diameter(self.diameter)
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be a whole number, got {self.seed!r}")
-        if self.colour_turn != "auto" and not (
+        if self.colour_turn not in ("auto", "keep") and not (
             isinstance(self.colour_turn, (int, float))
             and not isinstance(self.colour_turn, bool)
             and math.isfinite(self.colour_turn)
         ):
             raise ValueError(
-                f"colour_turn must be 'auto' or an angle in degrees, got {self.colour_turn!r}"
+                f"colour_turn must be 'auto', 'keep' or an angle in degrees, "
+                f"got {self.colour_turn!r}"
             )

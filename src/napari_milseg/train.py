@@ -146,7 +146,7 @@ def train_steps(
             model.colour_turn = choice.degrees
             turn_card = choice.card()
             yield Progress(0, 1, choice.summary(), {"colour_turn": choice.degrees})
-    else:
+    elif params.colour_turn != "keep":
         model.colour_turn = float(params.colour_turn)
     turn_card.setdefault("colour_turn", model.colour_turn)
     if model.colour_turn % 360:

@@ -182,7 +182,7 @@ def test_zero_epochs_adapts_the_model_without_training(qtbot, docks, positives, 
     assert card["epochs"] == 0 and model.diameter == 24 and model.colour_turn == 0
     assert card["command"] == (
         f"milseg train --positive {positives} --epochs 0 --diameter 24 --batch-size 4 "
-        f"--crops-per-image 1 --device cpu --colour-turn 0 --seed 0 --out {out}"
+        f"--crops-per-image 1 --device cpu --colour-turn keep --seed 0 --out {out}"
     )
     bundled = load_model(None, "cpu").net.state_dict()
     assert all(torch.equal(v, bundled[k]) for k, v in model.net.state_dict().items())
@@ -329,7 +329,7 @@ def test_live_validation_marks_bad_fields(docks, positives, tmp_path):
     assert tune.params().diameter is None  # estimated from the images
     assert tune.params().colour_turn == "auto"
     tune.colour_box.setChecked(False)
-    assert tune.params().colour_turn == 0.0
+    assert tune.params().colour_turn == "keep"
     tune.start_combo.setCurrentText(START_FILE)
     assert not tune.run_button.isEnabled()  # no file chosen
     tune.start_combo.setCurrentText(START_BUNDLED)
