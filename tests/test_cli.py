@@ -240,6 +240,7 @@ def test_debug_shows_the_traceback(tmp_path, three_images):
         (["--diameter", "-3"], "argument --diameter: must be a positive number"),
         (["--diameter", "2"], "diameter 2.0 px is too small"),
         (["--diameter", "big"], "--diameter: must be a positive number of pixels or 'auto'"),
+        (["--diameter", "keep"], "--diameter: must be a positive number of pixels or 'auto'"),
         (["--workers", "0"], "argument --workers: must be at least 1"),
         (["--workers", "2", "--scheduler", "tcp://x:1"], "not allowed with argument"),
     ],

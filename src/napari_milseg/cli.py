@@ -86,8 +86,8 @@ def _positive_float(text: str) -> float:
 
 
 def _diameter(text: str) -> float | str:
-    if text.strip().lower() in ("auto", "keep"):
-        return text.strip().lower()
+    if text.strip().lower() == "auto":
+        return "auto"
     try:
         return _positive_float(text)
     except argparse.ArgumentTypeError:
