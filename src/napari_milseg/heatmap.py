@@ -85,7 +85,7 @@ def heatmap_steps(
             f"the image ({width}x{height} px) is smaller than one expected cell "
             f"({diameter:g} px across); give a smaller cell diameter if the cells are smaller"
         )
-    turn = float(getattr(model, "colour_turn", 0.0))
+    turn = model.colour_turn
     background = _background_colour(image, value_range, rgb) if turn % 360 else None
     spans_y = tile_spans(height, tile / scale, OVERLAP / scale)
     spans_x = tile_spans(width, tile / scale, OVERLAP / scale)

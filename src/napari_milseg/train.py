@@ -149,17 +149,17 @@ def train_steps(
     elif params.colour_turn != "keep":
         model.colour_turn = float(params.colour_turn)
     turn_card.setdefault("colour_turn", model.colour_turn)
+    if params.epochs == 0:
+        # adapt only: the starting weights with these images' diameter and colour turn
+        model.card = _card(params, init_name, diameter, pos_rgb, [], False, [], started, 0,
+                           None, 0) | turn_card | {"negatives": "none used (no training)"}
+        return model
     if model.colour_turn % 360:
         from .colour import turn_colours
 
         yield Progress(0, 1, f"turning colours by {model.colour_turn:+g}°")
         pos_rgb = [turn_colours(image, model.colour_turn) for image in pos_rgb]
         neg_rgb = [turn_colours(image, model.colour_turn) for image in neg_rgb]
-    if params.epochs == 0:
-        # adapt only: the starting weights with these images' diameter and colour turn
-        model.card = _card(params, init_name, diameter, pos_rgb, [], False, [], started, 0,
-                           None, 0) | turn_card | {"negatives": "none used (no training)"}
-        return model
     scale = NET_DIAMETER / diameter
     pos_net = [piece for image in pos_rgb for piece in _to_net_scale(image, scale)]
     neg_net = [piece for image in neg_rgb for piece in _to_net_scale(image, scale)]
