@@ -162,12 +162,12 @@ class TrainParams:
     colour_turn: float | str = "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ValueError(f"epochs must be a whole number of at least 0, got {self.epochs!r}")
-        for name in ("batch_size", "crops_per_image"):
+        for name, least in (("epochs", 0), ("batch_size", 1), ("crops_per_image", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(
+                    f"{name} must be a whole number of at least {least}, got {value!r}"
+                )
         if self.warmup_epochs is not None and (
             not isinstance(self.warmup_epochs, int) or not 0 <= self.warmup_epochs <= self.epochs
         ):
