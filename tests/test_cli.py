@@ -373,10 +373,21 @@ def single_process_run(tmp_path_factory, random_model_path):
 
 
 def assert_same_outputs(first: Path, second: Path) -> None:
+    """The same labels and counts; the same heatmaps up to float rounding.
+
+    Local workers run torch with fewer threads each, and on some CPUs
+    oneDNN's convolutions then round differently (seen: 6e-8 apart on an
+    x86_64 CPU with AMX, identical on others).
+    """
     names = sorted(os.listdir(first))
     assert sorted(os.listdir(second)) == names
     for name in names:
-        if name.endswith(".tif"):
+        if name.endswith("_heatmap.tif"):
+            np.testing.assert_allclose(
+                tifffile.imread(first / name), tifffile.imread(second / name),
+                rtol=0, atol=1e-6, err_msg=name,
+            )
+        elif name.endswith(".tif"):
             np.testing.assert_array_equal(
                 tifffile.imread(first / name), tifffile.imread(second / name), err_msg=name
             )
