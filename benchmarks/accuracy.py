@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/accuracy.py [--model PATH] [--list benchmarks/splits/cbc-val.txt]
-        [--inner 0.8] [--outer 0.5] [--closer-look] [--sweep] [--breakdown]
+        [--inner 0.8] [--outer 0.5] [--no-closer-look] [--sweep] [--breakdown]
         [--out result.json]
 
 Runs :func:`napari_milseg.segment` on every listed image, matches the cells
@@ -63,8 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--inner", type=float, default=0.8)
     parser.add_argument("--outer", type=float, default=0.5)
     parser.add_argument("--diameter", type=float, default=None)
-    parser.add_argument("--closer-look", action="store_true",
-                        help="also look at each image enlarged twice (small cells)")
+    parser.add_argument("--closer-look", action=argparse.BooleanOptionalAction, default=True,
+                        help="also look at each image enlarged twice for small cells "
+                        "(on by default, as in segment)")
     parser.add_argument("--sweep", action="store_true", help="also try a grid of thresholds")
     parser.add_argument("--breakdown", action="store_true",
                         help="sort the unmatched cells: second pieces, border, elsewhere")

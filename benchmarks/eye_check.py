@@ -2,10 +2,11 @@
 
 Usage::
 
-    python benchmarks/eye_check.py render --out DIR [--model PATH] [--closer-look]
+    python benchmarks/eye_check.py render --out DIR [--model PATH] [--no-closer-look]
         [--n 20] [--seed 0]
     python benchmarks/eye_check.py compare --out DIR --new PATH|bundled
-        [--old PATH|bundled] [--new-closer-look] [--new-lab [--scale 0.6 --hue 0.3]]
+        [--old PATH|bundled] [--no-old-closer-look] [--no-new-closer-look]
+        [--new-lab [--scale 0.6 --hue 0.3]]
     python benchmarks/eye_check.py total benchmarks/eye_check/2026-12-01-fourth-round.tsv
 
 The CBC boxes miss many cells, so the scores of ``accuracy.py`` cannot say
@@ -194,7 +195,7 @@ def compare(args) -> int:
     places = 0
     for path in pick(Path(args.list), args.n, args.seed):
         image = np.asarray(Image.open(path).convert("RGB"))
-        a = ms.segment(image, model=old).labels
+        a = ms.segment(image, model=old, closer_look=args.old_closer_look).labels
         b = _new_labels(image, new, args)
         changed = np.isin(a, unmatched_inside(a, b)) | np.isin(b, unmatched_inside(b, a))
         regions, _ = ndi.label(ndi.binary_dilation(changed, iterations=6))
@@ -264,13 +265,16 @@ def main(argv=None) -> int:
     r.add_argument("--list", default=str(HERE / "splits" / "cbc-val.txt"))
     r.add_argument("--n", type=int, default=20)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--closer-look", action="store_true", help="segment with closer_look=True")
+    r.add_argument("--closer-look", action=argparse.BooleanOptionalAction, default=True,
+                   help="segment with the closer look at small cells (default, as segment)")
     c = sub.add_parser("compare", help="pictures of where two models' cells differ")
     c.add_argument("--out", required=True, help="a new (or empty) folder")
     c.add_argument("--old", default="bundled", help="the model already checked")
     c.add_argument("--new", required=True, help="the model to check ('bundled' allowed)")
-    c.add_argument("--new-closer-look", action="store_true",
-                   help="segment with closer_look=True for the new one")
+    c.add_argument("--old-closer-look", action=argparse.BooleanOptionalAction, default=True,
+                   help="the closer look at small cells for the old model (default: on)")
+    c.add_argument("--new-closer-look", action=argparse.BooleanOptionalAction, default=True,
+                   help="the closer look at small cells for the new model (default: on)")
     c.add_argument("--new-lab", action="store_true",
                    help="the new model sees the smears in finetune_experiment.py's new-lab look")
     c.add_argument("--scale", type=float, default=0.6, help="new-lab rescale (with --new-lab)")

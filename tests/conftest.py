@@ -45,12 +45,15 @@ def random_model_path(tmp_path_factory) -> Path:
 @pytest.fixture
 def closer_looks(monkeypatch) -> list[bool]:
     """The ``closer_look`` of every heatmap that segmentation makes, in order."""
+    import inspect
+
     import napari_milseg.segmentation as segmentation
 
     real = segmentation.heatmap_steps
+    default = inspect.signature(real).parameters["closer_look"].default
     seen: list[bool] = []
 
-    def spy(*args, closer_look=False, **kwargs):
+    def spy(*args, closer_look=default, **kwargs):
         seen.append(closer_look)
         return real(*args, closer_look=closer_look, **kwargs)
 

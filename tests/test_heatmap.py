@@ -174,8 +174,8 @@ def test_closer_look_adds_a_small_cell_the_network_scale_blurs():
         disc_image((120, 200), [(60, 50), (60, 150)], 16), disc_image((120, 200), [(60, 100)], 2)
     )
     model = dark_model()
-    plain = predict_heatmap(image, model)
-    closer = predict_heatmap(image, model, closer_look=True)
+    plain = predict_heatmap(image, model, closer_look=False)
+    closer = predict_heatmap(image, model)  # on by default
     assert label_cells(plain).max() == 2
     assert label_cells(closer).max() == 3
     changed = np.argwhere(closer != plain)

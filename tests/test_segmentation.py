@@ -67,11 +67,13 @@ def test_wide_cells_are_merged_at_the_diameter_used(discs, toy, monkeypatch):
     assert seen == [toy.diameter, 30, 30, 30]
 
 
-def test_closer_look_reaches_the_heatmap(discs, toy, closer_looks):
+def test_closer_look_is_on_by_default_and_reaches_the_heatmap(discs, toy, closer_looks):
+    assert SegmentParams().closer_look is True
     segment(discs, model=toy)
-    segment(discs, model=toy, closer_look=True)
-    segment_stack(np.stack([discs, discs]), model=toy, closer_look=True)
-    assert closer_looks == [False, True, True, True]
+    segment(discs, model=toy, closer_look=False)
+    segment_stack(np.stack([discs, discs]), model=toy, closer_look=False)
+    segment_stack(np.stack([discs]), model=toy)
+    assert closer_looks == [True, False, False, False, True]
 
 
 def test_closer_look_must_be_true_or_false():

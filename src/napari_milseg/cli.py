@@ -166,9 +166,10 @@ def add_segment_command(subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--closer-look",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="also look at every image enlarged twice, for small cells such as platelets "
-        "(finds more of them; about 2.5x the time)",
+        "(on by default; --no-closer-look takes about half the time and finds fewer platelets)",
     )
     p.add_argument(
         "--model", default=None, metavar="PATH", help="weights file (default: the bundled model)"

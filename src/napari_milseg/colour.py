@@ -212,7 +212,8 @@ def choose_turn_steps(
         turned = replace(model, colour_turn=angle)
         scores = []
         for image, fg in zip(chosen, foreground, strict=True):
-            heat = run(heatmap_steps(image, turned, diameter))
+            # the network at its own scale: the turn is judged on the cells it finds there
+            heat = run(heatmap_steps(image, turned, diameter, closer_look=False))
             mask = heat > 0.5
             union = int((mask | fg).sum())
             scores.append((mask & fg).sum() / union if union else 1.0)

@@ -34,7 +34,7 @@ def heatmap_steps(
     diameter: float | None = None,
     rgb: bool | None = None,
     tile: int = TILE,
-    closer_look: bool = False,
+    closer_look: bool = True,
 ) -> Steps[np.ndarray]:
     """Cell-probability heatmap of one image, as a progress generator.
 
@@ -53,8 +53,10 @@ def heatmap_steps(
     closer_look : bool
         Also run the network on every tile enlarged twice and lift the
         small cells (platelets) it resolves into the heatmap (see
-        :mod:`napari_milseg.small_cells`). About four times the network's
-        work, and a second map of the image's size in memory.
+        :mod:`napari_milseg.small_cells`). On by default, as in
+        :func:`napari_milseg.segment`; it costs four times the network's
+        work again, and a second map of the image's size in memory. False
+        gives the network's map at its own scale alone.
 
     Yields
     ------
@@ -134,7 +136,7 @@ def predict_heatmap(
     model=None,
     diameter: float | None = None,
     rgb: bool | None = None,
-    closer_look: bool = False,
+    closer_look: bool = True,
 ) -> np.ndarray:
     """Cell-probability heatmap of one image (see :func:`heatmap_steps`)."""
     return run(heatmap_steps(image, model, diameter, rgb, closer_look=closer_look))

@@ -44,7 +44,7 @@ def segment(
     model=None,
     diameter: float | None = None,
     rgb: bool | None = None,
-    closer_look: bool = False,
+    closer_look: bool = True,
 ) -> Segmentation:
     """Find, separate and count the cells in one image.
 
@@ -66,9 +66,10 @@ def segment(
         Whether the last axis holds colour channels; None guesses.
     closer_look : bool
         Also run the network on the image enlarged twice, and add the small
-        cells (platelets) it resolves (:mod:`napari_milseg.small_cells`).
-        Finds about twice as many platelets on the CBC validation smears, and
-        takes about two and a half times as long (four times the network's pixels).
+        cells (platelets) it resolves (:mod:`napari_milseg.small_cells`). On
+        by default: it finds about twice as many platelets on the CBC
+        validation smears; False takes about half the time (the closer look
+        runs the network on four times the pixels).
 
     Returns
     -------
@@ -130,7 +131,7 @@ def segment_stack(
     model=None,
     diameter: float | None = None,
     rgb: bool | None = None,
-    closer_look: bool = False,
+    closer_look: bool = True,
 ) -> Segmentation:
     """Segment every 2D plane of a stack (time, Z, ...) independently.
 

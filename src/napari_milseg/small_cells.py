@@ -7,8 +7,8 @@ reaches a core, and a platelet pressed against a red cell is a shoulder of
 that cell. Run on the image enlarged twice, the same network marks most
 platelets with a core of their own. :func:`small_cells` picks those cores;
 self-training uses them as targets, and :func:`add_small_cells` lifts them
-into a heatmap (``segment(..., closer_look=True)``), at the cost of a
-second pass of the network on four times the pixels.
+into a heatmap (``segment(..., closer_look=True)``, the default), at the
+cost of a second pass of the network on four times the pixels.
 """
 
 from __future__ import annotations

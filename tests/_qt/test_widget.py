@@ -425,13 +425,13 @@ def test_far_too_small_image_gives_a_message_not_a_traceback(qtbot, viewer, widg
 
 def test_closer_look_box_reaches_the_heatmap(qtbot, viewer, widget, discs, closer_looks):
     viewer.add_image(discs, name="smear")
-    assert not widget.closer_check.isChecked()  # off by default: it is slower
+    assert widget.closer_check.isChecked()  # on by default, as in segment()
     widget.segment()
     wait_done(qtbot, widget)
-    widget.closer_check.setChecked(True)
+    widget.closer_check.setChecked(False)
     widget.segment()
     wait_done(qtbot, widget)
-    assert closer_looks == [False, True]
+    assert closer_looks == [True, False]
     assert n_cells(viewer.layers["smear cells"].data) == 3
 
 
