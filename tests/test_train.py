@@ -28,6 +28,10 @@ TINY = TrainParams(epochs=2, warmup_epochs=1, batch_size=2, crops_per_image=1, d
         ({"epochs": True}, "epochs"),
         ({"batch_size": 1.5}, "batch_size"),
         ({"warmup_epochs": 5, "epochs": 2}, "warmup_epochs"),
+        ({"mil_weight": -1}, "mil_weight"),
+        ({"mil_weight": True}, "mil_weight"),
+        ({"mil_weight": float("nan")}, "mil_weight"),
+        ({"mil_weight": 0, "warmup_epochs": 1}, "mil_weight"),
         ({"learning_rate": 2.0}, "learning_rate"),
         ({"diameter": -3}, "diameter"),
         ({"colour_turn": "some"}, "colour_turn"),
@@ -38,6 +42,49 @@ TINY = TrainParams(epochs=2, warmup_epochs=1, batch_size=2, crops_per_image=1, d
 def test_train_params_reject_bad_values(kwargs, word):
     with pytest.raises(ValueError, match=word):
         TrainParams(**kwargs)
+
+
+def test_fine_tuning_trains_on_its_own_cells_alone_unless_asked_for_mil():
+    import dataclasses
+
+    def stages(params, init=None):
+        reports = []
+        model = run(train_steps(_smears(4), params=params, init=init), reports.append)
+        return [r.info["stage"] for r in reports if r.info.get("epoch_done")], model.card
+
+    base = dataclasses.replace(TINY, warmup_epochs=None)
+    done, card = stages(base)  # from the bundled model
+    assert done == ["self-training", "self-training"]
+    assert card["warmup_epochs"] == 0 and card["mil_weight"] == 0.0
+    done, card = stages(dataclasses.replace(base, warmup_epochs=1))
+    assert done == ["MIL", "self-training"] and card["mil_weight"] == 1.0
+    done, card = stages(dataclasses.replace(base, mil_weight=0.5))  # two MIL epochs first
+    assert done == ["MIL", "MIL"] and card["mil_weight"] == 0.5
+    done, card = stages(base, init="scratch")
+    assert done == ["MIL", "self-training"] and card["mil_weight"] == 1.0
+    done, card = stages(dataclasses.replace(base, mil_weight=0.0), init="scratch")
+    assert done == ["self-training", "self-training"] and card["warmup_epochs"] == 0
+
+
+def test_mil_weight_scales_the_mil_losses_of_self_training(monkeypatch):
+    import dataclasses
+
+    import napari_milseg.mil as mil
+
+    real = mil.mil_loss
+
+    def raised(*args, **kwargs):
+        loss, stats = real(*args, **kwargs)
+        return loss + 1000.0, stats
+
+    monkeypatch.setattr(mil, "mil_loss", raised)
+    for weight in (0.0, 1.0):
+        params = dataclasses.replace(TINY, epochs=1, warmup_epochs=0, mil_weight=weight)
+        reports = []
+        run(train_steps(_smears(4), params=params), reports.append)
+        losses = [r.info["loss"] for r in reports
+                  if "loss" in r.info and not r.info.get("epoch_done")]
+        assert losses and all((loss > 1000) == (weight > 0) for loss in losses), (weight, losses)
 
 
 def test_too_few_positives_names_the_minimum():

@@ -72,7 +72,7 @@ class FinetuneWidget(JobPanel, QWidget):
     advanced : dict
         Further :class:`~napari_milseg.params.TrainParams` fields the panel
         does not show (``batch_size``, ``crops_per_image``, ``seed``,
-        ``warmup_epochs``, ``device``), for scripts and tests; empty uses
+        ``warmup_epochs``, ``mil_weight``, ``device``), for scripts and tests; empty uses
         the defaults, as ``milseg train`` does.
 
     Signals
@@ -683,7 +683,8 @@ def _command(positives, negatives, layers, params: TrainParams, init, out: Path)
     if params.diameter is not None:
         args += ["--diameter", f"{params.diameter:g}"]
     defaults = TrainParams()
-    for flag, name in (("--warmup-epochs", "warmup_epochs"), ("--batch-size", "batch_size"),
+    for flag, name in (("--warmup-epochs", "warmup_epochs"), ("--mil-weight", "mil_weight"),
+                       ("--batch-size", "batch_size"),
                        ("--crops-per-image", "crops_per_image"), ("--device", "device")):
         value = getattr(params, name)
         if value != getattr(defaults, name):

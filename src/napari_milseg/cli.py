@@ -85,6 +85,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = _fraction(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    return value
+
+
 def _diameter(text: str) -> float | str:
     if text.strip().lower() == "auto":
         return "auto"
@@ -416,8 +423,15 @@ def add_train_command(subparsers, common: argparse.ArgumentParser) -> None:
                    "trains nothing, only sets the cell diameter and colour turn")
     p.add_argument(
         "--warmup-epochs", type=_whole, default=None, metavar="N",
-        help="leading epochs of MIL alone before self-training (default: 2 when "
-        "fine-tuning, half the epochs from scratch)",
+        help="leading epochs of MIL alone before self-training (default: none with "
+        "--mil-weight 0, as when fine-tuning; else half the epochs from scratch, 2 when "
+        "fine-tuning)",
+    )
+    p.add_argument(
+        "--mil-weight", type=_non_negative_float, default=None, metavar="W",
+        help="weight of the MIL losses in the self-training epochs (default: 1 from "
+        "scratch or with --warmup-epochs above 0, else 0 when fine-tuning: training on "
+        "the model's own cells alone)",
     )
     p.add_argument("--lr", type=_positive_float, default=None, metavar="F",
                    help="learning rate (default 3e-4 when fine-tuning, 1e-3 from scratch)")
@@ -462,7 +476,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         params = TrainParams(
-            epochs=args.epochs, warmup_epochs=args.warmup_epochs, learning_rate=args.lr,
+            epochs=args.epochs, warmup_epochs=args.warmup_epochs, mil_weight=args.mil_weight,
+            learning_rate=args.lr,
             batch_size=args.batch_size, crops_per_image=args.crops_per_image,
             diameter=args.diameter, seed=args.seed, device=args.device,
             colour_turn=args.colour_turn,

@@ -128,8 +128,17 @@ class TrainParams:
         one with the images' cell diameter and colour turn, in seconds.
     warmup_epochs : int or None
         Leading epochs of MIL alone, before self-training on the model's own
-        confident cells starts. None: half the epochs when training from
-        scratch, two when starting from a trained model.
+        confident cells starts. None: none when ``mil_weight`` is 0 (the
+        default when fine-tuning), else half the epochs when training from
+        scratch and two when starting from a trained model.
+    mil_weight : float or None
+        Weight of the multiple-instance losses (top instances of positive
+        bags, hard negatives) in the self-training epochs, beside the
+        losses on the model's own cells. None: 1 when training from
+        scratch or when ``warmup_epochs`` asks for MIL epochs, else 0 when
+        starting from a trained model (fine-tuning then trains on its own
+        cells alone: on smears of a new look the MIL losses made it worse,
+        see docs/fine-tuning.md).
     learning_rate : float or None
         AdamW learning rate. None: 1e-3 from scratch, 3e-4 when fine-tuning.
     batch_size : int
@@ -155,6 +164,7 @@ class TrainParams:
 
     epochs: int = 10
     warmup_epochs: int | None = None
+    mil_weight: float | None = None
     learning_rate: float | None = None
     batch_size: int = 16
     crops_per_image: int = 4
@@ -176,6 +186,18 @@ class TrainParams:
             raise ValueError(
                 f"warmup_epochs must be between 0 and epochs ({self.epochs}), "
                 f"got {self.warmup_epochs!r}"
+            )
+        if self.mil_weight is not None and not (
+            isinstance(self.mil_weight, (int, float))
+            and not isinstance(self.mil_weight, bool)
+            and math.isfinite(self.mil_weight)
+            and self.mil_weight >= 0
+        ):
+            raise ValueError(f"mil_weight must be a number of at least 0, got {self.mil_weight!r}")
+        if self.mil_weight == 0 and self.warmup_epochs:
+            raise ValueError(
+                "warm-up epochs train MIL alone, so they need a mil_weight above 0 "
+                f"(got warmup_epochs={self.warmup_epochs} with mil_weight=0)"
             )
         if self.learning_rate is not None and not (
             isinstance(self.learning_rate, (int, float))

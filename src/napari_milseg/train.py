@@ -152,7 +152,7 @@ def train_steps(
     if params.epochs == 0:
         # adapt only: the starting weights with these images' diameter and colour turn
         model.card = _card(params, init_name, diameter, pos_rgb, [], False, [], started, 0,
-                           None, 0) | turn_card | {"negatives": "none used (no training)"}
+                           None, 0, None) | turn_card | {"negatives": "none used (no training)"}
         return model
     if model.colour_turn % 360:
         from .colour import turn_colours
@@ -193,9 +193,16 @@ def train_steps(
     net = model.net
     device = model.device
 
+    mil_weight = params.mil_weight
+    if mil_weight is None:
+        # fine-tuning trains on the model's own cells alone, unless MIL warm-up is asked for
+        mil_weight = 1.0 if from_scratch or params.warmup_epochs else 0.0
     warmup = params.warmup_epochs
     if warmup is None:
-        warmup = params.epochs // 2 if from_scratch else min(2, params.epochs)
+        if mil_weight == 0:
+            warmup = 0  # MIL epochs with no MIL loss would train nothing
+        else:
+            warmup = params.epochs // 2 if from_scratch else min(2, params.epochs)
     lr = params.learning_rate or (1e-3 if from_scratch else 3e-4)
     batch = min(params.batch_size, len(pos_net) * params.crops_per_image)
     steps_per_epoch = max(1, math.ceil(len(pos_net) * params.crops_per_image / batch))
@@ -221,7 +228,7 @@ def train_steps(
         net.train()
         losses = []
         for _ in range(steps_per_epoch):
-            loss, stats = _train_step(net, data, batch, refine, device, rng)
+            loss, stats = _train_step(net, data, batch, refine, device, rng, mil_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -237,7 +244,7 @@ def train_steps(
         net.eval()
         history.append(float(np.mean(losses)))
         model.card = _card(params, init_name, diameter, pos_net, neg_net, synthesized,
-                           history, started, epoch + 1, lr, warmup) | turn_card
+                           history, started, epoch + 1, lr, warmup, mil_weight) | turn_card
         yield Progress(
             step,
             total,
@@ -249,7 +256,7 @@ def train_steps(
 
 
 def _card(params, init_name, diameter, pos, neg, synthesized, history, started, epochs_done,
-          lr, warmup) -> dict:
+          lr, warmup, mil_weight) -> dict:
     return {
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "init": init_name,
@@ -259,6 +266,7 @@ def _card(params, init_name, diameter, pos, neg, synthesized, history, started, 
         "epochs": epochs_done,
         "epochs_planned": params.epochs,
         "warmup_epochs": warmup,
+        "mil_weight": mil_weight,
         "learning_rate": lr,
         "batch_size": params.batch_size,
         "crops_per_image": params.crops_per_image,
@@ -390,7 +398,7 @@ def _sample(arrays, modes, rng):
     return geometric(tensors, rng)
 
 
-def _train_step(net, data: _Data, batch: int, refine: bool, device, rng):
+def _train_step(net, data: _Data, batch: int, refine: bool, device, rng, mil_weight: float = 1.0):
     import torch
     from torch.nn import functional as F
 
@@ -439,6 +447,8 @@ def _train_step(net, data: _Data, batch: int, refine: bool, device, rng):
     )
     stats = {"mil": float(loss.detach()), **stats}
     if refine:
+        # in self-training the MIL losses stand beside the losses on the model's own cells
+        loss = loss * mil_weight
         dense = F.interpolate(logits, scale_factor=OUTPUT_STRIDE, mode="bilinear",
                               align_corners=False)
         target = torch.stack(pos_tgt).to(device)
