@@ -16,6 +16,13 @@ DEFAULT_INNER = 0.8
 DEFAULT_OUTER = 0.5
 
 
+def _real(value) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool)."""
+    return (
+        not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    )
+
+
 def check_thresholds(inner: float, outer: float) -> None:
     """Raise ``ValueError`` unless ``0 < outer < inner < 1``.
 
@@ -42,12 +49,7 @@ def check_diameter(diameter: float | None) -> None:
     """Raise ``ValueError`` unless ``diameter`` is None or a positive, finite number."""
     if diameter is None:
         return
-    if (
-        isinstance(diameter, bool)
-        or not isinstance(diameter, (int, float))
-        or not math.isfinite(diameter)
-        or diameter <= 0
-    ):
+    if not _real(diameter) or diameter <= 0:
         raise ValueError(f"diameter must be a positive number of pixels, got {diameter!r}")
     if diameter < 4:
         raise ValueError(
@@ -187,12 +189,7 @@ class TrainParams:
                 f"warmup_epochs must be between 0 and epochs ({self.epochs}), "
                 f"got {self.warmup_epochs!r}"
             )
-        if self.mil_weight is not None and not (
-            isinstance(self.mil_weight, (int, float))
-            and not isinstance(self.mil_weight, bool)
-            and math.isfinite(self.mil_weight)
-            and self.mil_weight >= 0
-        ):
+        if self.mil_weight is not None and not (_real(self.mil_weight) and self.mil_weight >= 0):
             raise ValueError(f"mil_weight must be a number of at least 0, got {self.mil_weight!r}")
         if self.mil_weight == 0 and self.warmup_epochs:
             raise ValueError(
@@ -208,11 +205,7 @@ class TrainParams:
         check_diameter(self.diameter)
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be a whole number, got {self.seed!r}")
-        if self.colour_turn not in ("auto", "keep") and not (
-            isinstance(self.colour_turn, (int, float))
-            and not isinstance(self.colour_turn, bool)
-            and math.isfinite(self.colour_turn)
-        ):
+        if self.colour_turn not in ("auto", "keep") and not _real(self.colour_turn):
             raise ValueError(
                 f"colour_turn must be 'auto', 'keep' or an angle in degrees, "
                 f"got {self.colour_turn!r}"

@@ -398,7 +398,7 @@ def _sample(arrays, modes, rng):
     return geometric(tensors, rng)
 
 
-def _train_step(net, data: _Data, batch: int, refine: bool, device, rng, mil_weight: float = 1.0):
+def _train_step(net, data: _Data, batch: int, refine: bool, device, rng, mil_weight: float):
     import torch
     from torch.nn import functional as F
 
