@@ -264,9 +264,12 @@ def _load(path: Path, device: torch.device) -> MilModel:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for bad files
+        detail = str(err).splitlines()[0] if str(err) else ""
+        if "weights_only" in detail or "Weights only" in detail:
+            detail = ""  # torch's advice to unpickle untrusted code, not for our users
         raise ModelError(
             f"{path} is not a readable napari-milseg model (corrupt or not a model file): "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            + type(err).__name__ + (f": {detail}" if detail else "")
         ) from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(
@@ -278,28 +281,47 @@ def _load(path: Path, device: torch.device) -> MilModel:
             f"{path} holds architecture {blob.get('arch')!r}; this version of napari-milseg "
             f"reads {ARCH!r}"
         )
+    state = blob.get("state_dict")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ModelError(f"{path} is damaged: it holds no network weights (state_dict)")
     net = MilNet()
-    state = {
-        k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()
-    }
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        raise ModelError(f"{path} does not fit the network: {str(err).splitlines()[0]}") from None
+        raise ModelError(f"{path} does not fit the network: {_first_reason(err)}") from None
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise ModelError(f"{path} contains non-finite weights (NaN or infinity)")
-    diameter = float(blob.get("diameter", float("nan")))
-    if not math.isfinite(diameter) or diameter <= 0:
-        raise ModelError(f"{path} has no valid training cell diameter")
+    try:
+        diameter = float(blob.get("diameter", float("nan")))
+    except (TypeError, ValueError):
+        diameter = float("nan")
+    if not math.isfinite(diameter) or diameter < 4:
+        raise ModelError(
+            f"{path} has no valid training cell diameter (need at least 4 px, "
+            f"got {blob.get('diameter')!r})"
+        )
     colour_turn = blob.get("colour_turn", 0.0)
     if not isinstance(colour_turn, (int, float)) or not math.isfinite(colour_turn):
         raise ModelError(f"{path} has an invalid colour turn {colour_turn!r}")
     try:
         card = json.loads(blob.get("card", "{}"))
-    except json.JSONDecodeError:
+    except (TypeError, ValueError):  # a damaged card costs the card, not the model
+        card = {}
+    if not isinstance(card, dict):
         card = {}
     return MilModel(net=net.to(device).eval(), diameter=diameter, card=card, source=str(path),
                     colour_turn=float(colour_turn))
+
+
+def _first_reason(err: Exception) -> str:
+    """The first line of a ``load_state_dict`` error that says what does not fit."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    reasons = [line for line in lines if not line.startswith("Error(s) in loading")]
+    reason = (reasons or lines or [type(err).__name__])[0]
+    return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
 def normalise(batch: torch.Tensor) -> torch.Tensor:
