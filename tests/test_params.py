@@ -117,3 +117,19 @@ def test_diameter_from_text_names_the_problem(text, match):
 
     with pytest.raises(ValueError, match=match):
         diameter_from_text(text)
+
+
+def test_numpy_numbers_from_a_script_are_taken_as_python_numbers():
+    import json
+
+    import numpy as np
+
+    params = SegmentParams(inner=np.float32(0.8), outer=np.float64(0.5), diameter=np.int64(30))
+    assert (type(params.inner), type(params.outer), type(params.diameter)) == (float, float, int)
+    train = TrainParams(epochs=np.int64(3), learning_rate=np.float32(1e-4),
+                        mil_weight=np.float64(0.0), diameter=np.float32(60))
+    assert type(train.epochs) is int and train.epochs == 3
+    json.dumps(vars(train))  # what goes on a model card
+    check_thresholds(np.float32(0.8), np.float32(0.5))
+    with pytest.raises(ValueError, match="inner"):
+        SegmentParams(inner=np.bool_(True))

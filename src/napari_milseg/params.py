@@ -8,7 +8,8 @@ everywhere and defaults cannot drift apart.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+from dataclasses import dataclass, fields
 
 #: Default marker threshold on the heatmap (cell cores).
 DEFAULT_INNER = 0.8
@@ -17,10 +18,23 @@ DEFAULT_OUTER = 0.5
 
 
 def _real(value) -> bool:
-    """Whether ``value`` is a finite int or float (not a bool)."""
+    """Whether ``value`` is a finite real number (NumPy's included), not a bool."""
     return (
-        not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
     )
+
+
+def _plain_numbers(params) -> None:
+    """Turn NumPy scalars in a frozen parameter object into Python numbers.
+
+    So that ``np.float32(0.8)`` from a script passes the checks and the
+    values can be written to a model card (JSON) as they are.
+    """
+    for f in fields(params):
+        value = getattr(params, f.name)
+        if isinstance(value, numbers.Number) and type(value) not in (bool, int, float):
+            if hasattr(value, "item"):
+                object.__setattr__(params, f.name, value.item())
 
 
 def check_thresholds(inner: float, outer: float) -> None:
@@ -34,7 +48,7 @@ def check_thresholds(inner: float, outer: float) -> None:
         Extent threshold: pixels above it belong to some cell.
     """
     for name, value in (("inner", inner), ("outer", outer)):
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not _real(value):
             raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
         if not 0.0 < value < 1.0:
             raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
@@ -107,6 +121,7 @@ class SegmentParams:
     closer_look: bool = True
 
     def __post_init__(self) -> None:
+        _plain_numbers(self)
         check_thresholds(self.inner, self.outer)
         check_diameter(self.diameter)
         if not isinstance(self.closer_look, bool):
@@ -176,6 +191,7 @@ class TrainParams:
     colour_turn: float | str = "auto"
 
     def __post_init__(self) -> None:
+        _plain_numbers(self)
         for name, least in (("epochs", 0), ("batch_size", 1), ("crops_per_image", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -197,9 +213,7 @@ class TrainParams:
                 f"(got warmup_epochs={self.warmup_epochs} with mil_weight=0)"
             )
         if self.learning_rate is not None and not (
-            isinstance(self.learning_rate, (int, float))
-            and math.isfinite(self.learning_rate)
-            and 0 < self.learning_rate < 1
+            _real(self.learning_rate) and 0 < self.learning_rate < 1
         ):
             raise ValueError(f"learning_rate must be between 0 and 1, got {self.learning_rate!r}")
         check_diameter(self.diameter)
