@@ -140,6 +140,9 @@ def test_bad_thresholds_raise_naming_the_argument(inner, outer, name):
         (np.zeros((2, 3, 4)), r"heatmap must be 2D .*shape \(2, 3, 4\)"),
         (np.zeros((0, 4)), "heatmap is empty"),
         (np.array([["a", "b"]]), "heatmap must hold numbers"),
+        (np.full((4, 4), 200, np.uint8), "between 0 and 1, got values from 200 .*dividing by 255"),
+        (np.array([[0.2, -0.5]]), "between 0 and 1, got values from -0.5 to 0.2"),
+        (np.array([[0.2, 1.5]]), "between 0 and 1"),
     ],
 )
 def test_bad_heatmaps_raise_naming_the_argument(heatmap, match):

@@ -40,6 +40,14 @@ def _validate_heatmap(heatmap: np.ndarray) -> np.ndarray:
         raise ValueError("heatmap is empty")
     if heatmap.dtype.kind not in "fiub":
         raise ValueError(f"heatmap must hold numbers, got dtype {heatmap.dtype}")
+    if heatmap.dtype.kind != "b":
+        low, high = float(np.nanmin(heatmap)), float(np.nanmax(heatmap))
+        if low < -1e-6 or high > 1 + 1e-6:
+            hint = "; an 8-bit heatmap needs dividing by 255" if high <= 255 else ""
+            raise ValueError(
+                f"heatmap must hold probabilities between 0 and 1, got values from "
+                f"{low:.4g} to {high:.4g} (dtype {heatmap.dtype}){hint}"
+            )
     return heatmap
 
 
