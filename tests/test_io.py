@@ -499,6 +499,21 @@ def test_counts_round_trip(tmp_path):
     assert list(read_counts(path).rows.items()) == rows
 
 
+def test_counts_keep_file_names_that_are_not_utf8(tmp_path):
+    import os
+
+    name = os.fsdecode(b"caf\xe9.jpg")  # Latin-1 name, as an old camera PC writes it
+    path = write_counts(tmp_path / "counts.csv", [(name, 4), ("b.jpg", 2)])
+    assert path.read_bytes() == b"image,cells\ncaf\xe9.jpg,4\nb.jpg,2\n"
+    assert list(read_counts(path).rows.items()) == [(name, 4), ("b.jpg", 2)]
+
+
+def test_a_counts_table_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "counts.csv"
+    path.write_bytes("\ufeffimage,cells\r\na.jpg,3\r\n".encode())
+    assert read_counts(path).rows == {"a.jpg": 3}
+
+
 def test_counts_table_update_keeps_order_and_replaces():
     table = CountsTable({"a": 1, "b": 2})
     table.update([("b", 5), ("c", 7)])

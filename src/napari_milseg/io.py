@@ -735,7 +735,9 @@ def read_counts(path: str | os.PathLike) -> CountsTable:
     """
     path = Path(path)
     table = CountsTable()
-    with open(path, newline="", encoding="utf-8") as fh:
+    # utf-8-sig: a table saved again by a spreadsheet may start with a byte-order mark;
+    # surrogateescape: file names that are not UTF-8 come back as they were written
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != COUNTS_COLUMNS:
@@ -789,7 +791,8 @@ def write_counts(
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(COUNTS_COLUMNS)
         writer.writerows(rows)
-        fh.write(text.getvalue().encode("utf-8"))
+        # a file name that is not UTF-8 is written as its own bytes, as the file system has it
+        fh.write(text.getvalue().encode("utf-8", "surrogateescape"))
 
     return atomic_write(path, write, overwrite)
 
