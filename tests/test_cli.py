@@ -435,3 +435,16 @@ def test_unreachable_scheduler_exits_2(tmp_path, three_images, random_model_path
     assert done.returncode == 2
     assert len(error_lines(done.stderr)) == 1, done.stderr
     assert "cannot reach the dask scheduler at tcp://127.0.0.1:9" in error_lines(done.stderr)[0]
+
+
+def test_a_malformed_scheduler_address_exits_2_at_once(tmp_path, three_images, random_model_path):
+    pytest.importorskip("distributed")
+    done = milseg("segment", three_images, "--out", tmp_path / "o", "--model", random_model_path,
+                  "--scheduler", "notanaddress")
+    assert done.returncode == 2
+    assert error_lines(done.stderr) == [
+        "milseg: error: 'notanaddress' is not a dask scheduler address (e.g. tcp://host:8786): "
+        "missing port number in address 'notanaddress'"
+    ], done.stderr
+    out = tmp_path / "o"
+    assert "Traceback" not in done.stderr and not (out.exists() and os.listdir(out))

@@ -486,6 +486,8 @@ def segment_files_steps(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+    if scheduler is not None:
+        _check_address(scheduler)
     out_dir = Path(out_dir)
     table = check_counts_file(out_dir)
     batch = BatchResult()
@@ -647,6 +649,29 @@ def _local_processes(workers: int, jobs: list[tuple[int, str]], task: tuple):
                 future.cancel()
 
 
+def _check_address(address: str) -> None:
+    """Raise SchedulerError (or ImportError) unless ``address`` reads as a scheduler address.
+
+    Checked before anything runs: a dask ``Client`` given a malformed address
+    fails half-built and then hangs for a minute while it is cleaned up.
+    """
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError:
+        raise ImportError(
+            "running on a dask cluster needs dask.distributed: "
+            "pip install 'napari-milseg[dask]'"
+        ) from None
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except (TypeError, ValueError) as err:
+        raise SchedulerError(
+            f"{address!r} is not a dask scheduler address (e.g. tcp://host:8786): {err}"
+        ) from None
+
+
 def _distributed(address: str, jobs: list[tuple[int, str]], task: tuple):
     """Run jobs on a dask.distributed cluster; yield (index, result) as they finish."""
     try:
@@ -660,7 +685,7 @@ def _distributed(address: str, jobs: list[tuple[int, str]], task: tuple):
         return
     try:
         client = Client(address, set_as_default=False)
-    except (OSError, TimeoutError) as err:
+    except (OSError, TimeoutError, ValueError) as err:
         raise SchedulerError(f"cannot reach the dask scheduler at {address}: {err}") from err
     with client:
         # a bounded number of tasks in flight, so that thousands of files stream
