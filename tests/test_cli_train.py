@@ -198,6 +198,21 @@ def test_unreadable_files_only_say_how_many(tmp_path):
     assert "2 files could not be read" in line
 
 
+def test_an_image_smaller_than_a_cell_is_left_out_by_name(smears_dir, tmp_path):
+    folder = tmp_path / "with_thumb"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"s{i}.png").write_bytes((smears_dir / f"smear{i}.png").read_bytes())
+    Image.fromarray(np.full((20, 20, 3), 220, np.uint8)).save(folder / "thumb.png")
+    out = tmp_path / "m.pt"
+    tiny = [a for a in TINY if a != "--from-scratch"]  # the colour turn looks at every image
+    done = milseg("train", "--positive", folder, "--epochs", "0", *tiny, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "milseg: left out 1 image smaller than one cell (24 px across): " in done.stderr
+    assert "thumb.png" in done.stderr
+    assert "(20x20 px)" in json.loads(card_path(out).read_text())["left_out"]
+
+
 def test_too_few_images_names_the_minimum(smears_dir, tmp_path):
     few = tmp_path / "few"
     few.mkdir()

@@ -92,6 +92,22 @@ def test_too_few_positives_names_the_minimum():
         next(train_steps(_smears(MIN_POSITIVES - 1), params=TINY, init="scratch"))
 
 
+def test_images_smaller_than_a_cell_are_left_out_and_named(random_model_path):
+    import dataclasses
+
+    thumb = np.full((20, 20, 3), 200, np.uint8)
+    params = dataclasses.replace(TINY, epochs=0, warmup_epochs=0)  # the colour turn still runs
+    reports = []
+    model = run(train_steps(_smears(4) + [thumb], [thumb], params, random_model_path),
+                reports.append)
+    left = [r for r in reports if "left_out" in r.info]
+    assert len(left) == 1 and left[0].info["left_out"] == [("positive", 4), ("negative", 0)]
+    assert "positive image 5 (20x20 px)" in left[0].message
+    assert model.card["left_out"] == left[0].message
+    with pytest.raises(ValueError, match=f"at least {MIN_POSITIVES} positive images at least"):
+        run(train_steps(_smears(3) + [thumb], params=params, init=random_model_path))
+
+
 def test_tiny_training_run_reports_progress_and_returns_a_model():
     reports = []
     model = run(train_steps(_smears(4), params=TINY, init="scratch"), reports.append)

@@ -336,6 +336,14 @@ class FinetuneWidget(JobPanel, QWidget):
             self.progress_bar.setRange(0, max(report.total, 1))
             self.progress_bar.setValue(min(report.step, max(report.total, 1)))
         message = report.message
+        if "left_out" in info:
+            from napari.utils.notifications import show_warning
+
+            from .dataset import left_out_names
+
+            files = left_out_names(info["left_out"], self._run.get("positives"),
+                                   self._run.get("negatives"))
+            show_warning(f"Fine-tuning {message.split(':')[0]}: {files}")
         if info.get("epoch_done"):
             self._last_model, self._last_epoch = info["model"], int(info["epoch"])
             self.loss_plot.add_epoch(float(info["loss"]))

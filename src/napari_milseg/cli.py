@@ -567,6 +567,7 @@ def _train_loop(positives, negatives, params, init):
     the last finished epoch's (completed False) or None after an early Ctrl-C."""
     from tqdm import tqdm
 
+    from .dataset import left_out_names
     from .model import ModelError
     from .preprocess import ImageError
     from .progress import run
@@ -586,6 +587,9 @@ def _train_loop(positives, negatives, params, init):
             bar.update(report.step - bar.n)
         if "colour_turn" in info:
             _say(report.message)
+        if "left_out" in info:
+            files = left_out_names(info["left_out"], positives, negatives)
+            _say(f"{report.message.split(':')[0]}: {files}")
         if info.get("epoch_done"):
             last = info["model"]
             _say(f"{report.message}: mean loss {info['loss']:.4f}")

@@ -132,6 +132,30 @@ class ImageSet:
         }
 
 
+def left_out_names(dropped, positives: ImageSet | None, negatives: ImageSet | None) -> str:
+    """Names of the images training left out, from its ``("positive", i)`` pairs.
+
+    Parameters
+    ----------
+    dropped : sequence of (str, int)
+        ``info["left_out"]`` of a training progress report.
+    positives, negatives : ImageSet or None
+        The sets the images came from.
+
+    Returns
+    -------
+    str
+        The names, comma separated.
+    """
+    sets = {"positive": positives, "negative": negatives}
+    names = []
+    for what, i in dropped:
+        images = sets.get(what)
+        names.append(images.names[i] if images is not None and i < len(images.names)
+                     else f"{what} image {i + 1}")
+    return ", ".join(names)
+
+
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 

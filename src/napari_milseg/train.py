@@ -122,6 +122,9 @@ def train_steps(
         diameter = estimate_rgb_diameter(pos_rgb)
     else:
         diameter = params.diameter
+    pos_rgb, neg_rgb, too_small, dropped = _leave_out_small(pos_rgb, neg_rgb, diameter)
+    if too_small:
+        yield Progress(0, 1, too_small, {"left_out": dropped})
 
     if isinstance(init, str) and init == "scratch":
         model = new_model(diameter, params.device, seed=params.seed)
@@ -149,6 +152,8 @@ def train_steps(
     elif params.colour_turn != "keep":
         model.colour_turn = float(params.colour_turn)
     turn_card.setdefault("colour_turn", model.colour_turn)
+    if too_small:
+        turn_card["left_out"] = too_small
     if params.epochs == 0:
         # adapt only: the starting weights with these images' diameter and colour turn
         model.card = _card(params, init_name, diameter, pos_rgb, [], False, [], started, 0,
@@ -275,6 +280,41 @@ def _card(params, init_name, diameter, pos, neg, synthesized, history, started, 
         "epoch_losses": [round(v, 5) for v in history],
         "seconds": round(time.time() - started, 1),
     }
+
+
+def _leave_out_small(pos_rgb, neg_rgb, diameter: float):
+    """Drop images smaller than one cell across; say which, or refuse if too few are left.
+
+    Returns
+    -------
+    positives, negatives : list of ndarray
+        The images kept.
+    note : str
+        What was left out ("" if nothing).
+    dropped : list of (str, int)
+        ``("positive" or "negative", index)`` of each image left out.
+    """
+    from .heatmap import MIN_SIDE_DIAMETERS
+
+    least = MIN_SIDE_DIAMETERS * diameter
+    kept, dropped, names = {}, [], []
+    for what, images in (("positive", pos_rgb), ("negative", neg_rgb)):
+        kept[what] = [image for image in images if min(image.shape[:2]) >= least]
+        for i, image in enumerate(images):
+            if min(image.shape[:2]) < least:
+                dropped.append((what, i))
+                names.append(f"{what} image {i + 1} ({image.shape[1]}x{image.shape[0]} px)")
+    if not dropped:
+        return pos_rgb, neg_rgb, "", []
+    note = (f"left out {len(dropped)} image{'s' if len(dropped) > 1 else ''} smaller than one "
+            f"cell ({least:.0f} px across): {', '.join(names[:3])}"
+            + (", ..." if len(names) > 3 else ""))
+    if len(kept["positive"]) < MIN_POSITIVES:
+        raise ValueError(
+            f"training needs at least {MIN_POSITIVES} positive images at least one cell "
+            f"({least:.0f} px) across, got {len(kept['positive'])}; {note}"
+        )
+    return kept["positive"], kept["negative"], note, dropped
 
 
 def _rgb(image: np.ndarray, name: str) -> np.ndarray:

@@ -190,6 +190,22 @@ def test_zero_epochs_adapts_the_model_without_training(qtbot, docks, positives, 
     assert seg.model_name == "adapted.pt"
 
 
+def test_an_image_smaller_than_a_cell_is_a_warning_naming_it(qtbot, docks, positives,
+                                                              tmp_path, notes):
+    tune, _ = docks
+    Image.fromarray(smear_image(3)).save(positives / "s3.png")
+    Image.fromarray(np.full((20, 20, 3), 220, np.uint8)).save(positives / "thumb.png")
+    tune.start_combo.setCurrentText(START_BUNDLED)  # the colour turn looks at every image
+    out = tmp_path / "adapted.pt"
+    fill(tune, positives, out, epochs=0)
+    assert tune.start()
+    wait_done(qtbot, tune)
+    assert errors(notes) == [] and out.exists()
+    warnings = [text for severity, text in notes if severity == "warning"]
+    assert any("left out 1 image smaller than one cell" in text and "thumb.png" in text
+               for text in warnings), notes
+
+
 def test_cancel_keeps_the_last_good_epoch(qtbot, docks, positives, start_file, tmp_path, notes):
     tune, seg = docks
     Image.fromarray(smear_image(3)).save(positives / "s3.png")
