@@ -99,6 +99,24 @@ def test_second_run_resumes_and_counts_hand_edits(folder, toy):
     assert segment_file(path, out, PARAMS, toy).counts == (("three.png", 2),)
 
 
+def test_another_image_of_the_same_name_is_not_taken_as_done(folder, toy, tmp_path):
+    inputs, out = folder
+    segment_file(inputs / "three.png", out, PARAMS, toy)
+    assert read_tiff_metadata(output_paths(inputs / "three.png", out)[0])["source_name"] == (
+        "three.png"
+    )
+    elsewhere = tmp_path / "other_day"
+    elsewhere.mkdir()
+    same = save(elsewhere / "three.png", discs(3))  # the same pixels, another copy: resumed
+    assert segment_file(same, out, PARAMS, toy).status == RESUMED
+    other = save(elsewhere / "three.png", discs(1))  # another image under that name
+    result = segment_file(other, out, PARAMS, toy)
+    assert result.status == FAILED and result.counts == ()
+    assert "made from another file of this name" in result.message
+    assert "use overwrite" in result.message
+    assert segment_file(other, out, PARAMS, toy, overwrite=True).counts == (("three.png", 1),)
+
+
 def test_resume_notes_changed_settings(folder, toy):
     inputs, out = folder
     segment_file(inputs / "one.png", out, PARAMS, toy)
@@ -238,6 +256,16 @@ def test_batch_same_stem_is_refused_for_the_second_file(folder, toy):
     assert [r.status for r in batch.results] == [DONE, FAILED]
     assert "same names as those of" in batch.results[1].message
     assert str(inputs / "one.png") in batch.results[1].message
+    assert (out / "counts.csv").read_text() == "image,cells\none.png,1\n"
+
+
+def test_batch_does_a_file_given_twice_once(folder, toy, monkeypatch):
+    inputs, out = folder
+    monkeypatch.chdir(inputs.parent)
+    relative = Path(inputs.name) / "one.png"
+    batch = run(segment_files_steps([relative, inputs / "one.png", relative], out, PARAMS, toy))
+    assert [r.status for r in batch.results] == [DONE]
+    assert batch.repeated == [inputs / "one.png", relative]
     assert (out / "counts.csv").read_text() == "image,cells\none.png,1\n"
 
 

@@ -114,11 +114,15 @@ class BatchResult:
         The ``counts.csv`` written, or None when there was nothing to write.
     ignored : list of Path
         Inputs that are this tool's own outputs in the output folder.
+    repeated : list of Path
+        Inputs that name a file given before (by another path or twice);
+        it is segmented once.
     """
 
     results: list[FileResult] = field(default_factory=list)
     counts_path: Path | None = None
     ignored: list[Path] = field(default_factory=list)
+    repeated: list[Path] = field(default_factory=list)
 
     def by_status(self, status: str) -> list[FileResult]:
         """The results with one status."""
@@ -246,8 +250,9 @@ def segment_file_steps(
     path = Path(path)
     labels_path, heatmap_path = output_paths(path, out_dir)
     wanted = settings_metadata(params, _model_name(model))
+    source = _source_facts(path)
     if not overwrite and labels_path.exists() and heatmap_path.exists():
-        return _resumed(path, labels_path, wanted)
+        return _resumed(path, labels_path, wanted, source)
 
     notes: list[str] = []
     image = _recording(lambda: load_image(path), notes)
@@ -263,9 +268,10 @@ def segment_file_steps(
     del image
 
     if overwrite or not heatmap_path.exists():
-        write_heatmap(heatmap_path, result.heatmap, overwrite=overwrite, metadata=wanted)
+        write_heatmap(heatmap_path, result.heatmap, overwrite=overwrite,
+                      metadata=wanted | source)
     if overwrite or not labels_path.exists():
-        write_labels(labels_path, result.labels, overwrite=overwrite, metadata=wanted)
+        write_labels(labels_path, result.labels, overwrite=overwrite, metadata=wanted | source)
         lead, counts = result.labels.shape[:-2], count_cells(result.labels)
     else:
         # labels kept from an interrupted or edited earlier run: they are what counts
@@ -275,7 +281,21 @@ def segment_file_steps(
     return FileResult(str(path), DONE, rows, notes=_unique(notes))
 
 
-def _resumed(path: Path, labels_path: Path, wanted: dict) -> FileResult:
+def _source_facts(path: Path) -> dict:
+    """Name and SHA-256 of an input file, kept in its outputs to recognise it later."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return {}  # reading the image will report it
+    return {"source_name": path.name, "source_sha256": digest.hexdigest()}
+
+
+def _resumed(path: Path, labels_path: Path, wanted: dict, source: dict) -> FileResult:
     import tifffile
 
     try:
@@ -287,6 +307,14 @@ def _resumed(path: Path, labels_path: Path, wanted: dict) -> FileResult:
             f"existing output cannot be read ({type(err).__name__}: {err}); "
             "delete it or use overwrite to redo this image",
         ) from None
+    made_from = made_with.get("source_sha256")
+    if made_from is not None and source and made_from != source["source_sha256"]:
+        raise ImageReadError(
+            path,
+            f"the outputs {labels_path.name} in {labels_path.parent} were made from another "
+            f"file of this name ({made_with.get('source_name', '?')}, different content); "
+            "use overwrite to replace them, or another output folder",
+        )
     notes = []
     changed = [
         f"{key}={made_with[key]!r} (now {wanted[key]!r})"
@@ -492,9 +520,21 @@ def segment_files_steps(
     table = check_counts_file(out_dir)
     batch = BatchResult()
     inputs: list[Path] = []
+    seen: set[Path] = set()
     for p in paths:
         p = Path(p)
-        (batch.ignored if is_own_output(p, out_dir) else inputs).append(p)
+        if is_own_output(p, out_dir):
+            batch.ignored.append(p)
+            continue
+        try:
+            real = p.resolve()
+        except (OSError, RuntimeError):
+            real = p
+        if real in seen:
+            batch.repeated.append(p)
+            continue
+        seen.add(real)
+        inputs.append(p)
 
     # two inputs with one stem would write the same outputs: only the first may
     jobs: list[int] = []

@@ -299,6 +299,8 @@ def run_segment(args: argparse.Namespace) -> int:
         summary += f", {len(failed)} failed"
     if batch.ignored:
         summary += f", {len(batch.ignored)} of milseg's own outputs ignored"
+    if batch.repeated:
+        summary += f", {len(batch.repeated)} given twice (done once)"
     if batch.counts_path is not None:
         summary += f"; counts in {batch.counts_path}"
     _say(summary)
