@@ -221,3 +221,21 @@ def test_model_as_path_runs_the_resnet(random_model_path):
     assert result.count == int(result.labels.max())
     again = segment(image, inner=0.52, outer=0.51, model=random_model_path)
     np.testing.assert_array_equal(again.heatmap, result.heatmap)
+
+
+def test_fully_transparent_pixels_hold_no_cells(toy):
+    image = disc_image((150, 170), CENTRES, 18)
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    rgba[:, 100:] = 0  # a black, transparent margin (a stitched or rotated export)
+    result = segment(rgba, model=toy)
+    assert not result.labels[:, 100:].any() and not result.heatmap[:, 100:].any()
+    assert result.count == 2  # the two discs left of the margin; the third lies in it
+    # without transparency the dark margin reads as cells to this (dark-loving) toy model
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    assert segment(opaque, model=toy).labels[:, 100:].any()
+    # an alpha channel that is 0 everywhere says nothing: the image is segmented as is
+    clear = np.dstack([image, np.zeros(image.shape[:2], np.uint8)])
+    np.testing.assert_array_equal(
+        segment(clear, model=toy).labels, segment(image, model=toy).labels
+    )

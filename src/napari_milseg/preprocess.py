@@ -66,6 +66,64 @@ def plane_shape(image: np.ndarray, rgb: bool | None = None) -> tuple[int, int]:
     )
 
 
+def transparent_pixels(image: np.ndarray, rgb: bool | None = None) -> np.ndarray | None:
+    """Where an image with an alpha channel is fully transparent.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        One plane (see :func:`plane_shape`).
+    rgb : bool or None
+        Whether the last axis holds channels; ``None`` guesses.
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W), or None
+        True where alpha is 0; None when there is no alpha channel, or when
+        no pixel or every pixel is transparent (an alpha channel that says
+        nothing: images saved with alpha 0 everywhere are still segmented).
+    """
+    if rgb is None:
+        rgb = image.ndim == 3 and image.shape[-1] in CHANNEL_COUNTS
+    if not (rgb and image.ndim == 3 and image.shape[-1] == 4):
+        return None
+    clear = np.asarray(image[..., 3]) == 0
+    if not clear.any() or clear.all():
+        return None
+    return clear
+
+
+def fill_transparent(image: np.ndarray, transparent: np.ndarray) -> np.ndarray:
+    """A copy of an RGBA image whose transparent pixels show the slide's background.
+
+    So the network sees an empty slide there instead of the (often black)
+    colour under the transparency, which would read as stain next to it.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 4)
+        The image.
+    transparent : ndarray of bool, shape (H, W)
+        From :func:`transparent_pixels`.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 4)
+        The copy; opaque pixels unchanged, transparent ones set to the
+        median colour of the brightest quarter of the opaque pixels.
+    """
+    image = np.array(image)
+    opaque = image[~transparent][:, :3]
+    step = max(1, opaque.shape[0] // 200_000)
+    sample = opaque[::step].astype(np.float64)
+    finite = np.isfinite(sample).all(axis=1)
+    sample = sample[finite] if finite.any() else np.zeros((1, 3))
+    brightness = sample.sum(axis=1)
+    bright = sample[brightness >= np.percentile(brightness, 75)]
+    image[transparent, :3] = np.median(bright, axis=0).astype(image.dtype)
+    return image
+
+
 def as_rgb_float(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
     """Convert one image to RGB ``float32`` in ``[0, 1]``.
 

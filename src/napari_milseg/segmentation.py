@@ -9,7 +9,14 @@ import numpy as np
 from .cells import label_cells
 from .heatmap import heatmap_steps
 from .params import DEFAULT_INNER, DEFAULT_OUTER, SegmentParams
-from .preprocess import CHANNEL_COUNTS, ImageError, describe, plane_shape
+from .preprocess import (
+    CHANNEL_COUNTS,
+    ImageError,
+    describe,
+    fill_transparent,
+    plane_shape,
+    transparent_pixels,
+)
 from .progress import Progress, Steps, run
 
 
@@ -51,8 +58,9 @@ def segment(
     Parameters
     ----------
     image : array-like, shape (H, W) or (H, W, C)
-        A smear image: grayscale or 1 to 4 channels (alpha is ignored); 8- or
-        16-bit integers or floats of any range. Not modified.
+        A smear image: grayscale or 1 to 4 channels; 8- or 16-bit integers
+        or floats of any range. Not modified. With an alpha channel, fully
+        transparent pixels hold no cell (heatmap 0 there).
     inner : float
         Heatmap level for cell cores (markers), default 0.8.
     outer : float
@@ -117,9 +125,14 @@ def segment_steps(
     plane_shape(image, rgb)  # a bad image fails before the model loads
     model = load_model(model)
     diameter = _diameter_used(params, model)
+    transparent = transparent_pixels(image, rgb)
+    if transparent is not None:
+        image = fill_transparent(image, transparent)
     heatmap = yield from heatmap_steps(
         image, model, diameter, rgb, closer_look=params.closer_look
     )
+    if transparent is not None:
+        heatmap[transparent] = 0.0  # outside the picture: no cells
     labels = label_cells(heatmap, params.inner, params.outer, diameter=diameter)
     return Segmentation(heatmap=heatmap, labels=labels, count=int(labels.max()), diameter=diameter)
 
