@@ -117,6 +117,15 @@ def test_another_image_of_the_same_name_is_not_taken_as_done(folder, toy, tmp_pa
     assert segment_file(other, out, PARAMS, toy, overwrite=True).counts == (("three.png", 1),)
 
 
+def test_an_output_name_taken_by_a_folder_fails_the_file_and_writes_nothing(folder, toy):
+    inputs, out = folder
+    labels_path, heatmap_path = output_paths(inputs / "one.png", out)
+    heatmap_path.mkdir()
+    result = segment_file(inputs / "one.png", out, PARAMS, toy)
+    assert result.status == FAILED and "is a folder" in result.message
+    assert not labels_path.exists()
+
+
 def test_resume_notes_changed_settings(folder, toy):
     inputs, out = folder
     segment_file(inputs / "one.png", out, PARAMS, toy)

@@ -252,6 +252,16 @@ def test_bad_arguments_exit_2(tmp_path, three_images, args, match):
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize("command", ["segment", "train"])
+def test_an_empty_out_is_refused(tmp_path, three_images, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where an empty path would have written
+    inputs = [three_images] if command == "segment" else ["--positive", three_images]
+    done = milseg(command, *inputs, "--out", "")
+    assert done.returncode == 2
+    assert "argument --out/-o: an empty path names no file or folder" in done.stderr
+    assert os.listdir(tmp_path) == ["in"]  # nothing written beside the inputs
+
+
 def test_output_folder_that_is_a_file_exits_2(tmp_path, three_images):
     target = tmp_path / "out"
     target.write_text("I am a file")
@@ -356,7 +366,7 @@ def test_diameter_auto_without_cells_exits_1(tmp_path, random_model_path):
     assert done.returncode == 1
     assert error_lines(done.stderr) == [
         "milseg: error: --diameter auto: no cell-like objects found to estimate the cell "
-        "diameter; give it"
+        "diameter; give the diameter in pixels instead"
     ]
 
 

@@ -250,6 +250,11 @@ def segment_file_steps(
     path = Path(path)
     labels_path, heatmap_path = output_paths(path, out_dir)
     wanted = settings_metadata(params, _model_name(model))
+    for output in (labels_path, heatmap_path):
+        if output.is_dir():
+            raise ImageReadError(
+                path, f"its output {output} is a folder; move or rename that folder"
+            )
     source = _source_facts(path)
     if not overwrite and labels_path.exists() and heatmap_path.exists():
         return _resumed(path, labels_path, wanted, source)

@@ -78,6 +78,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _path(text: str) -> str:
+    """A file or folder argument: refuses an empty one (``--out ""`` from a script)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names no file or folder")
+    return text
+
+
 def _positive_float(text: str) -> float:
     value = _fraction(text)
     if not value > 0 or value == float("inf"):
@@ -148,7 +155,8 @@ def add_segment_command(subparsers, common: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", "-o", required=True, type=_path, metavar="DIR",
+                   help="output folder")
     p.add_argument(
         "--inner",
         type=_fraction,
@@ -418,7 +426,7 @@ def add_train_command(subparsers, common: argparse.ArgumentParser) -> None:
     start.add_argument(
         "--from-scratch", action="store_true", help="start from a new, untrained network"
     )
-    p.add_argument("--out", "-o", required=True, metavar="PATH",
+    p.add_argument("--out", "-o", required=True, type=_path, metavar="PATH",
                    help="model file to write (e.g. mylab.pt); the card goes to mylab.json")
     p.add_argument("--epochs", type=_whole, default=defaults.epochs, metavar="N",
                    help=f"passes over the positive images (default {defaults.epochs}); 0 "

@@ -158,7 +158,10 @@ def estimate_diameter(masks: list[np.ndarray], scales: list[float] | None = None
     if len(singles) >= 5:
         return _weighted_median(np.array(singles), np.array(single_areas))
     if not radii:
-        raise ValueError("no cell-like objects found to estimate the cell diameter; give it")
+        raise ValueError(
+            "no cell-like objects found to estimate the cell diameter; give the diameter "
+            "in pixels instead"
+        )
     return 2.0 * _weighted_median(np.array(radii), np.array(areas))
 
 

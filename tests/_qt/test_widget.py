@@ -488,7 +488,7 @@ def test_estimate_button_fills_the_diameter_field(qtbot, viewer, widget, notes):
     assert widget.diameter_edit.text() == "55"
     assert errors(notes) == [
         "Could not estimate the cell diameter of 'blank': no cell-like objects found to "
-        "estimate the cell diameter; give it"
+        "estimate the cell diameter; give the diameter in pixels instead"
     ]
 
 
