@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/accuracy.py [--model PATH] [--list benchmarks/splits/cbc-val.txt]
         [--inner 0.8] [--outer 0.5] [--no-closer-look] [--sweep] [--breakdown]
-        [--out result.json]
+        [--saved-as {8,12,16,float}] [--out result.json]
 
 Runs :func:`napari_milseg.segment` on every listed image, matches the cells
 to the VOC boxes of ``../annotations/<stem>.xml`` (see :mod:`cellmatch`) and
@@ -19,6 +19,11 @@ Each result is therefore given twice: against all boxes, and "interior",
 where the cells cut by the image edge are left out on both sides when
 unmatched (:func:`cellmatch.match_interior`). The interior figures still
 count the cells the boxes miss inside clumps as false positives.
+
+``--saved-as`` hands each smear to ``segment`` as if it had been saved
+another way: ``16`` (uint16, values × 257), ``12`` (12-bit camera data in
+uint16, × 16) or ``float`` (float32, / 255), to check that the way an image
+is stored does not change its cells.
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ from cellmatch import (  # noqa: E402
 )
 
 HERE = Path(__file__).parent
+
+#: How ``--saved-as`` turns an 8-bit smear into another storage of the same picture.
+SAVED_AS = {
+    "8": lambda a: a,
+    "16": lambda a: a.astype(np.uint16) * 257,
+    "12": lambda a: a.astype(np.uint16) * 16,
+    "float": lambda a: a.astype(np.float32) / 255,
+}
 
 
 def read_list(path: Path) -> list[Path]:
@@ -70,6 +83,9 @@ def main(argv=None) -> int:
     parser.add_argument("--breakdown", action="store_true",
                         help="sort the unmatched cells: second pieces, border, elsewhere")
     parser.add_argument("--limit", type=int, default=None, help="first N images only")
+    parser.add_argument("--saved-as", choices=sorted(SAVED_AS), default="8",
+                        help="segment each smear as if stored in 16 bits, 12 bits in 16 or "
+                        "float (default 8: as it is)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
@@ -81,7 +97,7 @@ def main(argv=None) -> int:
     images = read_list(Path(args.list))[: args.limit]
     heatmaps, labels, boxes, times = [], [], [], []
     for path in images:
-        image = np.asarray(Image.open(path).convert("RGB"))
+        image = SAVED_AS[args.saved_as](np.asarray(Image.open(path).convert("RGB")))
         t0 = time.perf_counter()
         result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter,
                             closer_look=args.closer_look)
@@ -94,6 +110,7 @@ def main(argv=None) -> int:
     report = {
         "model": args.model or "bundled",
         "closer_look": args.closer_look,
+        "saved_as": args.saved_as,
         "list": args.list,
         "inner": args.inner,
         "outer": args.outer,

@@ -56,16 +56,36 @@ def test_rgba_alpha_is_dropped():
     np.testing.assert_array_equal(as_rgb_float(np.concatenate([rgb, alpha], -1)), as_rgb_float(rgb))
 
 
-def test_uint16_is_stretched_between_percentiles():
-    ramp = np.linspace(1000, 4000, 10_001).astype(np.uint16).reshape(73, 137)
+@pytest.mark.parametrize(
+    ("top", "depth"), [(200, 8), (1000, 10), (4000, 12), (9000, 14), (60000, 16)]
+)
+def test_wide_integer_images_keep_their_brightness_at_their_bit_depth(top, depth):
+    ramp = np.linspace(top / 4, top, 10_001).astype(np.uint16).reshape(73, 137)
+    assert intensity_range(ramp) == (0.0, 2.0**depth - 1)
+    out = as_rgb_float(ramp)
+    assert out[36, 68, 0] == pytest.approx(ramp[36, 68] / (2**depth - 1), abs=1e-6)
+    # a few hot pixels above the depth clip instead of darkening the image
+    hot = ramp.copy()
+    hot.flat[::5000] = 65535
+    assert intensity_range(hot) == intensity_range(ramp)
+
+
+@pytest.mark.parametrize("dtype, factor", [(np.uint16, 257), (np.uint16, 16), (np.int32, 257)])
+def test_an_8bit_smear_saved_wider_reads_as_the_8bit_one(dtype, factor):
+    image = np.random.default_rng(6).integers(30, 256, (40, 50, 3)).astype(np.uint8)
+    wide = image.astype(dtype) * factor
+    np.testing.assert_allclose(as_rgb_float(wide), as_rgb_float(image), atol=1 / 255)
+
+
+def test_negative_or_very_wide_integers_are_stretched_between_percentiles():
+    ramp = np.linspace(-2000, 4000, 10_001).astype(np.int16).reshape(73, 137)
     lo, hi = intensity_range(ramp)
     expected_lo, expected_hi = np.percentile(ramp.astype(np.float32), [0.1, 99.9])
     assert (lo, hi) == pytest.approx((expected_lo, expected_hi))
     out = as_rgb_float(ramp)
-    assert out.min() == 0.0
-    assert out.max() == 1.0
-    mid = ramp[36, 68]
-    assert out[36, 68, 0] == pytest.approx((mid - lo) / (hi - lo), abs=1e-6)
+    assert out.min() == 0.0 and out.max() == 1.0
+    wide = np.linspace(1e5, 4e6, 10_001).astype(np.uint32).reshape(73, 137)
+    assert intensity_range(wide)[0] == pytest.approx(np.percentile(wide, 0.1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
