@@ -276,11 +276,9 @@ class CellsWidget(QWidget):
             _warn(f"Cannot measure '{layer.name}': {error}")
         self.table, self._measured = table, data
         if self.table:
-            features = {"index": self.table["label"], **self.table}
-            if "plane" in self.table:
-                # labels repeat across planes: no one-to-one label lookup
-                features.pop("index")
-            layer.features = features
+            features = _merged_features(layer.features, self.table)
+            if features is not None:
+                layer.features = features
         self._show()
 
     def _show(self) -> None:
@@ -457,6 +455,32 @@ def export_paths(path) -> tuple[Path, Path]:
     if path.suffix.lower() != ".csv":
         path = path.with_name(path.name + ".csv")
     return path, path.with_name(f"{path.stem}_labels.tif")
+
+
+def _merged_features(existing, table: dict):
+    """The layer's new ``features``: the measured table, keeping columns of others.
+
+    Columns that this panel does not measure (a class typed in by hand,
+    another plugin's scores) are carried over by label, through the
+    ``index`` column napari uses to join features to labels; a cell new
+    since gets no value. Without such an index (or for a stack, whose
+    labels repeat across planes) they cannot be joined, and the features
+    are left as they are (None is returned): the table is still shown.
+    """
+    import pandas as pd
+
+    ours = set(table) | {"index"}
+    extra = [c for c in getattr(existing, "columns", []) if c not in ours]
+    stack = "plane" in table
+    features = pd.DataFrame(table if stack else {"index": table["label"], **table})
+    if not extra:
+        return features
+    if stack or "index" not in existing.columns:
+        return None
+    keyed = existing.drop_duplicates("index").set_index("index")
+    for column in extra:
+        features[column] = features["index"].map(keyed[column]).to_numpy()
+    return features
 
 
 def _set_items(box: QComboBox, items: list[str]) -> None:

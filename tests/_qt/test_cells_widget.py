@@ -130,6 +130,28 @@ def test_merge_and_delete(viewer, cells_widget, notes):
     assert any("none of the labels" in text for text in warnings_(notes))
 
 
+def test_columns_the_panel_does_not_measure_are_kept_by_label(qtbot, viewer, cells_widget):
+    import pandas as pd
+
+    labels = np.zeros((30, 40), np.int32)
+    labels[2:8, 2:8] = 1
+    labels[12:20, 12:20] = 2
+    typed = pd.DataFrame({"index": [1, 2], "manual_class": ["neutrophil", "lymphocyte"]})
+    layer = viewer.add_labels(labels.copy(), name="classified", features=typed)
+    qtbot.waitUntil(lambda: "area" in layer.features.columns)
+    assert list(layer.features["manual_class"]) == ["neutrophil", "lymphocyte"]
+    layer.paint((25, 30), 3)  # a new cell: no class yet; the others keep theirs
+    qtbot.waitUntil(lambda: cells_widget.table["label"].tolist() == [1, 2, 3])
+    qtbot.waitUntil(lambda: len(layer.features) == 3)
+    assert list(layer.features["manual_class"][:2]) == ["neutrophil", "lymphocyte"]
+    assert pd.isna(layer.features["manual_class"][2])
+    # without an index column the extra column cannot be joined: features are left alone
+    other = viewer.add_labels(labels.copy(), name="scored", features={"score": [0.2, 0.9]})
+    qtbot.waitUntil(lambda: cells_widget.labels_layer is other
+                    and cells_widget.table["label"].tolist() == [1, 2])
+    assert list(other.features.columns) == ["score"]
+
+
 def test_table_follows_napari_paint_fill_and_undo(qtbot, viewer, cells_widget):
     labels = np.zeros((30, 40), np.int32)
     labels[2:8, 2:8] = 1
