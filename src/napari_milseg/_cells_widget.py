@@ -148,6 +148,11 @@ class CellsWidget(QWidget):
             _warn("Pick a labels layer first.")
             return None
         points = self._points
+        if points is not None and points in self.viewer.layers and points.ndim != labels.ndim:
+            # made for a layer with other axes (a 2D image, then a stack): a new one
+            if len(points.data) == 0:
+                self.viewer.layers.remove(points)
+            points = None
         if points is None or points not in self.viewer.layers:
             points = self.viewer.add_points(
                 np.empty((0, labels.ndim)),
@@ -245,10 +250,16 @@ class CellsWidget(QWidget):
             the table it writes is that of the labels it writes).
         """
         layer = self.labels_layer
-        if layer is None:
+        multiscale = layer is not None and getattr(layer, "multiscale", False)
+        if layer is None or multiscale:
             self._measures.drop()
             self.table, self._measured = {}, None
             self._show()
+            if multiscale:
+                self.summary_label.setText(
+                    f"'{layer.name}' is a multiscale labels layer: not measured or edited "
+                    "here (its levels differ); use a single-scale copy"
+                )
             return
         data = np.array(layer.data, copy=True)
         sources = (
@@ -345,6 +356,13 @@ class CellsWidget(QWidget):
         if points is None or points not in self.viewer.layers or len(points.data) == 0:
             _warn("Place points on the cells first (Place points, then click on the cells).")
             return False
+        if points.ndim != layer.ndim:
+            _warn(f"The edit points were placed for a layer with {points.ndim} axes, "
+                  f"'{layer.name}' has {layer.ndim}: click Place points and place them again.")
+            return False
+        if getattr(layer, "multiscale", False):
+            _warn(f"'{layer.name}' is a multiscale labels layer; edit a single-scale copy.")
+            return False
         coords = np.array([layer.world_to_data(points.data_to_world(p)) for p in points.data])
         data = layer.data
         planes: dict[tuple[int, ...], list] = {}
@@ -408,6 +426,10 @@ class CellsWidget(QWidget):
         layer = self.labels_layer
         if layer is None:
             show_error("Nothing to export: pick a labels layer.")
+            return None
+        if getattr(layer, "multiscale", False):
+            show_error(f"'{layer.name}' is a multiscale labels layer; export a single-scale "
+                       "copy (File > Save Selected Layer writes it as napari does).")
             return None
         self._refresh_if_changed(now=True)
         csv_path, tif_path = export_paths(path)

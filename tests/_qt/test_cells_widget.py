@@ -279,6 +279,43 @@ def test_edits_in_one_plane_of_a_stack(viewer, cells_widget):
     assert cells_widget.table["plane"].tolist() == [0, 1, 1, 2]
 
 
+def test_points_made_for_a_2d_layer_are_not_used_on_a_stack(viewer, cells_widget, notes):
+    flat = np.zeros((20, 30), np.int32)
+    flat[5:15, 5:25] = 1
+    viewer.add_labels(flat, name="flat")
+    place(cells_widget, (10, 7))  # a 2D points layer, left empty by the edit below
+    assert cells_widget.delete()
+    stack = np.zeros((3, 20, 30), np.int32)
+    stack[:, 5:15, 5:25] = 1
+    layer = viewer.add_labels(stack, name="stack")
+    points = place(cells_widget, (2, 10, 7))  # a new points layer with the stack's axes
+    assert points.ndim == 3 and "flat edit points" not in viewer.layers
+    assert cells_widget.delete()
+    data = np.asarray(layer.data)
+    assert ids(data[2]) == [] and ids(data[0]) == ids(data[1]) == [1]
+    # points of the wrong axes are refused, not applied to plane 0
+    cells_widget._points.data = np.empty((0, 3))
+    wrong = viewer.add_points([[10, 7]], name="2d points")
+    cells_widget._points = wrong
+    assert not cells_widget.delete()
+    assert any("2 axes" in text for text in warnings_(notes))
+    assert ids(np.asarray(layer.data)[0]) == [1]
+
+
+def test_a_multiscale_labels_layer_is_refused_not_half_measured(viewer, cells_widget, notes,
+                                                                 tmp_path):
+    full = np.zeros((64, 64), np.int32)
+    full[10:20, 10:20] = 1
+    viewer.add_labels([full, full[::2, ::2]], multiscale=True, name="pyramid")
+    assert cells_widget.table == {}
+    assert "multiscale" in cells_widget.summary_label.text()
+    place(cells_widget, (15, 15))
+    assert not cells_widget.delete()
+    assert any("multiscale" in text for text in warnings_(notes))
+    assert cells_widget.export(tmp_path / "t.csv") is None
+    assert not list(tmp_path.iterdir())
+
+
 def test_docked_from_the_manifest(viewer):
     _, widget = viewer.window.add_plugin_dock_widget("napari-milseg", "Edit and measure cells")
     assert isinstance(widget, CellsWidget)
