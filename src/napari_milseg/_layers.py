@@ -44,6 +44,31 @@ def source_image_name(layer) -> str | None:
     return info.get("image") if isinstance(info, dict) else None
 
 
+def placement(image) -> dict:
+    """Keyword arguments that place a new layer exactly over ``image``.
+
+    Scale, translate, rotate, shear, the extra affine and the units, so the
+    heatmap and cells line up with a scaled, shifted or turned image.
+    """
+    return {
+        "scale": image.scale,
+        "translate": image.translate,
+        "rotate": image.rotate,
+        "shear": image.shear,
+        "affine": image.affine.affine_matrix,
+        "units": image.units,
+    }
+
+
+def follow_placement(layer, image) -> None:
+    """Place an existing layer over ``image`` again (its pixel size may have changed)."""
+    for name, value in placement(image).items():
+        current = getattr(layer, name)
+        current = getattr(current, "affine_matrix", current)
+        if not np.array_equal(np.asarray(current, dtype=object), np.asarray(value, dtype=object)):
+            setattr(layer, name, value)
+
+
 def free_name(layers, base: str) -> str:
     """``base``, or ``base [2]``, ``base [3]``, ... whichever is not a layer name yet."""
     names = {layer.name for layer in layers}

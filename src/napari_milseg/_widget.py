@@ -43,10 +43,12 @@ from ._layers import (
     EDIT_DELAY_MS,
     EDIT_EVENTS,
     ROLE_KEY,
+    follow_placement,
     free_name,
     is_image_layer,
     label_planes,
     layer_role,
+    placement,
     same_labels,
 )
 from .params import DEFAULT_INNER, DEFAULT_OUTER, SegmentParams, diameter_from_text
@@ -546,6 +548,7 @@ class SegmentWidget(JobPanel, QWidget):
         layer = result.heatmap_layer
         if layer is not None and layer in self.viewer.layers:
             layer.data = result.heatmap
+            follow_placement(layer, result.image)
             return
         image = result.image
         result.heatmap_layer = self.viewer.add_image(
@@ -555,9 +558,7 @@ class SegmentWidget(JobPanel, QWidget):
             blending="additive",
             opacity=0.6,
             contrast_limits=(0.0, 1.0),
-            scale=image.scale,
-            translate=image.translate,
-            units=image.units,
+            **placement(image),
             metadata={ROLE_KEY: {"role": "heatmap", "image": image.name}},
         )
 
@@ -577,6 +578,7 @@ class SegmentWidget(JobPanel, QWidget):
         result.written = labels.copy()
         if untouched:
             layer.data = labels
+            follow_placement(layer, result.image)
         else:
             image = result.image
             name = free_name(self.viewer.layers, f"{image.name} cells")
@@ -589,9 +591,7 @@ class SegmentWidget(JobPanel, QWidget):
             layer = self.viewer.add_labels(
                 labels,
                 name=name,
-                scale=image.scale,
-                translate=image.translate,
-                units=image.units,
+                **placement(image),
                 metadata={ROLE_KEY: {"role": "cells", "image": image.name}},
             )
             for name in EDIT_EVENTS:

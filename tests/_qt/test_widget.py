@@ -405,6 +405,27 @@ def test_image_scale_and_units_are_carried_to_the_outputs(qtbot, viewer, widget,
         assert [str(u) for u in viewer.layers[name].units] == ["micrometer", "micrometer"]
 
 
+def test_outputs_line_up_with_a_turned_sheared_image_and_follow_a_new_pixel_size(
+    qtbot, viewer, widget, discs
+):
+    image = viewer.add_image(discs, name="smear", scale=(0.5, 0.5), translate=(10, 5),
+                             rotate=30, shear=[0.2])
+    widget.segment()
+    wait_done(qtbot, widget)
+    heat, cells = viewer.layers["smear heatmap"], viewer.layers["smear cells"]
+    for layer in (heat, cells):
+        np.testing.assert_allclose(layer._data_to_world.affine_matrix,
+                                   image._data_to_world.affine_matrix, atol=1e-9)
+    # the user sets the pixel size after a first run, then segments again
+    image.scale, image.translate = (0.25, 0.25), (100, 100)
+    widget.segment()
+    wait_done(qtbot, widget)
+    assert viewer.layers["smear cells"] is cells
+    for layer in (heat, cells):
+        np.testing.assert_allclose(layer._data_to_world.affine_matrix,
+                                   image._data_to_world.affine_matrix, atol=1e-9)
+
+
 def test_no_image_and_empty_image_give_messages(viewer, widget, notes):
     assert widget.segment() is False
     assert any("Open an image" in text for text in errors(notes))
