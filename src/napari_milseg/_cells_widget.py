@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 
 from ._dialogs import confirm_replace
 from ._latest_job import LIVE_PIXELS, LatestJob
+from ._layer_names import LayerNames
 from ._layers import EDIT_DELAY_MS, EDIT_EVENTS, layer_role, same_labels, source_image_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,6 +75,10 @@ class CellsWidget(QWidget):
         layers.events.inserted.connect(self._refresh_pickers)
         layers.events.removed.connect(self._refresh_pickers)
         layers.selection.events.active.connect(self._follow_active)
+        # a renamed layer keeps its place in the pickers (and stays picked)
+        self._layer_names = LayerNames(
+            layers, [self.labels_picker, self.heatmap_picker, self.image_picker]
+        )
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:

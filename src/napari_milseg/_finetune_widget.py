@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
 from ._dialogs import confirm_replace
 from ._finetune_job import MADE_WITH, Failure, Pending, finetune_job
 from ._job_panel import JobPanel
+from ._layer_names import LayerNames
 from ._layers import is_image_layer, layer_role
 from ._loss_plot import LossPlot
 from .params import MIN_POSITIVES, TrainParams, diameter_from_text
@@ -98,6 +99,8 @@ class FinetuneWidget(JobPanel, QWidget):
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layers_changed)
         layers.events.removed.connect(self._on_layers_changed)
+        # a renamed layer keeps its place and its tick in the list
+        self._layer_names = LayerNames(layers, [self.layers_list])
         self._check_inputs()
 
     # ------------------------------------------------------------ layout
@@ -617,10 +620,6 @@ class FinetuneWidget(JobPanel, QWidget):
 
     def _on_layers_changed(self, event=None) -> None:
         self._refresh_layers()
-        for layer in self.viewer.layers:
-            if is_image_layer(layer):
-                layer.events.name.disconnect(self._refresh_layers)
-                layer.events.name.connect(self._refresh_layers)
 
     def _on_use_layers(self, on: bool) -> None:
         self.layers_list.setEnabled(on)

@@ -39,6 +39,7 @@ from superqt import QLabeledDoubleSlider
 from ._dialogs import confirm_replace
 from ._job_panel import JobPanel
 from ._latest_job import LIVE_PIXELS, LatestJob
+from ._layer_names import LayerNames
 from ._layers import (
     EDIT_DELAY_MS,
     EDIT_EVENTS,
@@ -147,6 +148,8 @@ class SegmentWidget(JobPanel, QWidget):
         layers.events.removed.connect(self._on_layers_changed)
         layers.events.removed.connect(self._on_layer_removed)
         layers.selection.events.active.connect(self._select_active)
+        # a renamed layer keeps its place in the picker (and stays picked)
+        self._layer_names = LayerNames(layers, [self.image_picker])
 
     # ------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -697,11 +700,6 @@ class SegmentWidget(JobPanel, QWidget):
 
     def _on_layers_changed(self, event=None) -> None:
         self._refresh_images()
-        for layer in self.viewer.layers:
-            if is_image_layer(layer):
-                # renaming a layer must show in the picker
-                layer.events.name.disconnect(self._refresh_images)
-                layer.events.name.connect(self._refresh_images)
 
     def _on_layer_removed(self, event) -> None:
         self._results.pop(event.value, None)

@@ -385,3 +385,17 @@ def test_export_of_a_large_layer_writes_the_table_of_its_last_edit(
     assert ids(tifffile.imread(tif_path)) == [1, 7]
     qtbot.waitUntil(lambda: not cells_widget.measuring, timeout=10_000)
     assert cells_widget.table["label"].tolist() == [1, 7]
+
+
+def test_a_renamed_labels_layer_stays_picked_and_editable(viewer, cells_widget, notes):
+    labels = np.zeros((20, 30), np.int32)
+    labels[5:15, 5:25] = 1
+    viewer.add_labels(np.zeros((20, 30), np.int32), name="other")
+    layer = viewer.add_labels(labels, name="cells")
+    assert cells_widget.labels_layer is layer
+    layer.name = "patient12"
+    assert cells_widget.labels_picker.currentText() == "patient12"
+    assert cells_widget.labels_layer is layer
+    place(cells_widget, (10, 10))
+    assert cells_widget.delete()
+    assert ids(layer.data) == [] and warnings_(notes) == []

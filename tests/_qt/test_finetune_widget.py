@@ -366,6 +366,8 @@ def test_layer_list_follows_the_viewer(viewer, docks):
     viewer.layers.remove("a")
     assert [tune.layers_list.item(i).text() for i in range(tune.layers_list.count())] == ["b"]
     assert tune._all_checked() == ["b"]
+    viewer.layers["b"].name = "b2"  # a renamed layer keeps its tick
+    assert tune._all_checked() == ["b2"]
 
 
 def _start_long_run(qtbot, tune, positives, start_file, out):

@@ -628,3 +628,8 @@ def test_picker_follows_image_layers(viewer, widget):
     a.name = "renamed"
     items = [widget.image_picker.itemText(i) for i in range(widget.image_picker.count())]
     assert items == ["renamed", "b"]
+    # the renamed image stays picked, even when it was not the first in the list
+    viewer.layers.selection.active = viewer.layers["b"]
+    viewer.layers["b"].name = "b2"
+    assert widget.image_picker.currentText() == "b2"
+    assert widget.image_layer is viewer.layers["b2"]
