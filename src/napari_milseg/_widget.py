@@ -478,6 +478,9 @@ class SegmentWidget(JobPanel, QWidget):
         if layer is None or layer not in self.viewer.layers:
             show_error("Nothing to export yet: segment an image first.")
             return None
+        if Path(path).is_dir() or str(path).endswith(("/", "\\")):
+            show_error(f"{path} is a folder; give the name of the TIFF file to write.")
+            return None
         path = Path(path)
         if path.suffix.lower() not in (".tif", ".tiff"):
             path = path.with_name(path.name + ".tif")
@@ -645,6 +648,14 @@ class SegmentWidget(JobPanel, QWidget):
         stopped at and napari stays responsive.
         """
         inner, outer = self.inner, self.outer
+        image = result.image
+        plane = image.data.shape[:-1] if image.rgb else image.data.shape
+        if tuple(plane) != result.heatmap.shape:
+            # the image's pixels were replaced since: this heatmap is not of them
+            self._results.pop(image, None)
+            self._set_status(f"'{image.name}' changed since it was segmented: click Segment")
+            self.count_label.setText("")
+            return
         if result.heatmap.size <= LIVE_PIXELS:
             self._write_cells(result, label_planes(result.heatmap, inner, outer, result.diameter))
             return
@@ -659,8 +670,11 @@ class SegmentWidget(JobPanel, QWidget):
 
     def _on_resplit(self, out) -> None:
         (result, heatmap, inner, outer), labels = out
-        if result.heatmap is not heatmap or result.image not in self.viewer.layers:
-            return  # segmented again, or the image is gone
+        if result.heatmap is not heatmap:
+            return  # segmented again
+        if result.image not in self.viewer.layers:
+            self._set_status(f"'{result.image.name}' was removed; its split was dropped")
+            return
         self._set_status(f"split at {inner:.2f} / {outer:.2f}")
         self._write_cells(result, labels)
 

@@ -338,6 +338,29 @@ def test_export_round_trip_and_no_silent_overwrite(viewer, widget, tmp_path, not
     assert tifffile.imread(path)[5, 5] == 7
 
 
+def test_export_to_a_folder_is_refused(viewer, widget, tmp_path, notes):
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    widget.show_result(image, two_blobs())
+    folder = tmp_path / "results"
+    folder.mkdir()
+    assert widget.export_labels(folder) is None
+    assert widget.export_labels(f"{folder}/") is None
+    assert any("is a folder" in text for text in errors(notes))
+    assert list(tmp_path.iterdir()) == [folder] and not list(folder.iterdir())
+
+
+def test_new_pixels_in_the_image_are_not_split_with_the_old_heatmap(viewer, widget):
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="img")
+    widget.show_result(image, two_blobs())
+    cells = viewer.layers["img cells"]
+    before = np.array(cells.data)
+    image.data = np.zeros((30, 30), np.float32)  # another picture in the same layer
+    widget.inner_slider.setValue(0.7)
+    np.testing.assert_array_equal(cells.data, before)  # left alone, not re-split
+    assert "changed since it was segmented" in widget.status_label.text()
+    assert widget.count_label.text() == ""
+
+
 def test_export_dialog_asks_before_replacing(viewer, widget, tmp_path, monkeypatch):
     from qtpy.QtWidgets import QFileDialog, QMessageBox
 
