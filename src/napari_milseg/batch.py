@@ -694,6 +694,12 @@ def _local_processes(workers: int, jobs: list[tuple[int, str]], task: tuple):
                 future.cancel()
 
 
+#: What a scheduler address without dask.distributed installed is told.
+NEEDS_DISTRIBUTED = (
+    "running on a dask cluster needs dask.distributed: pip install 'napari-milseg[dask]'"
+)
+
+
 def _check_address(address: str) -> None:
     """Raise SchedulerError (or ImportError) unless ``address`` reads as a scheduler address.
 
@@ -703,10 +709,7 @@ def _check_address(address: str) -> None:
     try:
         from distributed.comm.addressing import parse_address, parse_host_port
     except ImportError:
-        raise ImportError(
-            "running on a dask cluster needs dask.distributed: "
-            "pip install 'napari-milseg[dask]'"
-        ) from None
+        raise ImportError(NEEDS_DISTRIBUTED) from None
     try:
         scheme, location = parse_address(address)
         if scheme in ("tcp", "tls"):
@@ -722,10 +725,7 @@ def _distributed(address: str, jobs: list[tuple[int, str]], task: tuple):
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise ImportError(
-            "running on a dask cluster needs dask.distributed: "
-            "pip install 'napari-milseg[dask]'"
-        ) from None
+        raise ImportError(NEEDS_DISTRIBUTED) from None
     if not jobs:
         return
     try:
