@@ -89,14 +89,25 @@ def test_negative_or_very_wide_integers_are_stretched_between_percentiles():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("offset", "scale"), [(0.0, 1.0), (-5e4, 1e3), (1e-3, 1e-6), (-1.0, 2.0)])
-def test_float_of_any_range_gives_the_same_result(dtype, offset, scale):
+@pytest.mark.parametrize(
+    ("offset", "scale"), [(0.0, 1e3), (-5e4, 1e3), (1e-3, 1e-6), (-1.0, 2.0), (0.0, 0.3)]
+)
+def test_float_off_the_0_1_scale_is_stretched_whatever_its_range(dtype, offset, scale):
     base = np.random.default_rng(1).random((40, 50)).astype(np.float64)
-    reference = as_rgb_float(base)
+    lo, hi = np.percentile(base, [0.1, 99.9])
+    reference = np.clip((base - lo) / (hi - lo), 0, 1)
     out = as_rgb_float((base * scale + offset).astype(dtype))
-    np.testing.assert_allclose(out, reference, atol=2e-3)
+    np.testing.assert_allclose(out[..., 0], reference, atol=2e-3)
     assert out.min() == 0.0
     assert out.max() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_float_picture_on_the_0_1_scale_reads_as_its_8bit_self(dtype):
+    image = np.random.default_rng(7).integers(20, 256, (40, 50, 3)).astype(np.uint8)
+    assert intensity_range((image / 255).astype(dtype)) == (0.0, 1.0)
+    np.testing.assert_allclose(as_rgb_float((image / 255).astype(dtype)), as_rgb_float(image),
+                               atol=1e-6)
 
 
 def test_bool_image_maps_to_0_and_1():

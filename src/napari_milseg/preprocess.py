@@ -129,9 +129,10 @@ def as_rgb_float(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
 
     8-bit images are divided by 255, so absolute brightness is kept as the
     model was trained; wider integer images are divided by the largest value
-    of their bit depth (10, 12, 14 or 16 bits, see :func:`intensity_range`).
-    Float images, whose range says little, are stretched between their 0.1
-    and 99.9 percentiles. Grayscale is copied to
+    of their bit depth (10, 12, 14 or 16 bits, see :func:`intensity_range`),
+    and float images within 0..1 keep that scale unless they are dim. Other
+    images, whose range says little, are stretched between their 0.1 and
+    99.9 percentiles. Grayscale is copied to
     three channels, two channels get a zero blue channel, alpha is dropped.
     Non-finite pixels are replaced by the median of the finite ones, with a
     warning.
@@ -160,6 +161,9 @@ def as_rgb_float(image: np.ndarray, rgb: bool | None = None) -> np.ndarray:
 
 #: Bit depths of camera images in 16-bit (or wider) integer files, smallest first.
 BIT_DEPTHS = (8, 10, 12, 14, 16)
+#: A float image within 0..1 whose 99.9th percentile reaches this is read on
+#: the 0..1 scale (as 8-bit / 255); a dimmer one is stretched.
+FLOAT_BRIGHT = 0.5
 
 
 def intensity_range(image: np.ndarray, rgb: bool | None = None) -> tuple[float, float] | None:
@@ -169,9 +173,11 @@ def intensity_range(image: np.ndarray, rgb: bool | None = None) -> tuple[float, 
     camera's 8, 10, 12, 14 or 16 bits (the smallest depth that holds their
     99.9th percentile, brighter pixels clip), so they keep their absolute
     brightness as 8-bit images do: a smear saved as 16-bit gives the cells
-    it gives as 8-bit. Floats, negative and wider values are stretched
-    between their 0.1 and 99.9 percentiles, as is a constant image (which
-    becomes mid-grey).
+    it gives as 8-bit. Float images within 0..1 whose 99.9th percentile
+    reaches :data:`FLOAT_BRIGHT` are read on that scale (an 8-bit image
+    divided by 255 gives its cells). Other floats, negative and wider values
+    are stretched between their 0.1 and 99.9 percentiles, as is a constant
+    image (which becomes mid-grey).
 
     Works on NumPy arrays and on lazy arrays (dask, zarr) that support
     slicing: only a strided sample of at most about four million values is
@@ -210,12 +216,15 @@ def intensity_range(image: np.ndarray, rgb: bool | None = None) -> tuple[float, 
     if not finite.any():
         raise ImageError("the image has no finite pixel (all NaN or infinite)")
     lo, hi = np.percentile(sample[finite], [0.1, 99.9])
-    if np.dtype(image.dtype).kind in "ui" and sample.min() >= 0 and sample.max() > sample.min():
+    kind = np.dtype(image.dtype).kind
+    if kind in "ui" and sample.min() >= 0 and sample.max() > sample.min():
         # a camera's 8 to 16 bits in a wider integer: keep the absolute brightness, as
         # for 8-bit images, so the same smear scores the same whatever it was saved as
         for bits in BIT_DEPTHS:
             if hi <= 2**bits - 1:
                 return 0.0, float(2**bits - 1)
+    if kind == "f" and lo >= 0 and FLOAT_BRIGHT <= hi and sample[finite].max() <= 1:
+        return 0.0, 1.0  # a float picture on the usual 0..1 scale (8-bit / 255)
     return float(lo), float(hi)
 
 
