@@ -210,7 +210,8 @@ def test_an_image_smaller_than_a_cell_is_left_out_by_name(smears_dir, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "milseg: left out 1 image smaller than one cell (24 px across): " in done.stderr
     assert "thumb.png" in done.stderr
-    assert "(20x20 px)" in json.loads(card_path(out).read_text())["left_out"]
+    card = json.loads(card_path(out).read_text())
+    assert card["left_out"].endswith("thumb.png") and "left_out_images" not in card
 
 
 def test_too_few_images_names_the_minimum(smears_dir, tmp_path):
@@ -243,6 +244,21 @@ def test_unusable_init_models(smears_dir, tmp_path):
         [line] = error_lines(done.stderr)
         assert words in line
         assert "positive images" not in done.stderr  # refused before reading the images
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "no CUDA GPU is available here"), ("mps", "Apple MPS is not available here"),
+])
+def test_a_device_this_machine_lacks_exits_2(smears_dir, tmp_path, device, message):
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    if (torch.cuda.is_available() if device == "cuda" else mps is not None and mps.is_available()):
+        pytest.skip(f"this machine has {device}")
+    done = milseg("train", "--positive", smears_dir, *TINY, "--device", device,
+                  "--out", tmp_path / "m.pt")
+    assert done.returncode == 2, done.stderr
+    assert error_lines(done.stderr) == [f"milseg: error: --device {device}: {message}"]
 
 
 @pytest.mark.parametrize("args, words", [

@@ -320,6 +320,8 @@ class SegmentWidget(JobPanel, QWidget):
             self._model, self._model_diameter, name = loaded, loaded.diameter, loaded.name
         self.model_label.setText(name)
         tip = str(getattr(self._model, "source", "bundled"))
+        if tip not in ("bundled", "new"):
+            tip = str(Path(tip).resolve())  # the full path, also of a relative 'save to'
         turn = float(getattr(self._model, "colour_turn", 0.0))
         if turn % 360:
             tip += f"\nturns the images' colours by {turn:+g}° before segmenting"

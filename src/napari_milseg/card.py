@@ -179,6 +179,12 @@ def training_card(
     card["command"] = command
     card["positive_data"] = positives.describe()
     card["negative_data"] = negatives.describe() if negatives is not None else None
+    dropped = card.pop("left_out_images", None)
+    if dropped:
+        from .dataset import left_out_names
+
+        reason = str(card.get("left_out", "left out")).split(":")[0]
+        card["left_out"] = f"{reason}: {left_out_names(dropped, positives, negatives)}"
     card["machine"] = machine_info(model)
     return card
 

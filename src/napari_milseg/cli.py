@@ -519,11 +519,13 @@ def _train_init(args: argparse.Namespace, device: str):
 
     try:
         where = choose_device(device)
-        if where.type == "cuda":
-            import torch
+        import torch
 
-            if not torch.cuda.is_available():
-                raise CliError(f"--device {device}: no CUDA GPU is available here")
+        if where.type == "cuda" and not torch.cuda.is_available():
+            raise CliError(f"--device {device}: no CUDA GPU is available here")
+        mps = getattr(torch.backends, "mps", None)
+        if where.type == "mps" and not (mps is not None and mps.is_available()):
+            raise CliError(f"--device {device}: Apple MPS is not available here")
     except (RuntimeError, ValueError) as err:
         raise CliError(f"--device {device}: {err}") from err
     if args.from_scratch:

@@ -153,7 +153,9 @@ def train_steps(
         model.colour_turn = float(params.colour_turn)
     turn_card.setdefault("colour_turn", model.colour_turn)
     if too_small:
+        # the file names are known to the caller: card.training_card puts them in
         turn_card["left_out"] = too_small
+        turn_card["left_out_images"] = [[what, i] for what, i in dropped]
     if params.epochs == 0:
         # adapt only: the starting weights with these images' diameter and colour turn
         model.card = _card(params, init_name, diameter, pos_rgb, [], False, [], started, 0,
