@@ -19,14 +19,11 @@ class LayerNames:
         The viewer's layers.
     widgets : sequence of QComboBox or QListWidget
         The pickers whose entries are layer names.
-    after : callable or None
-        Called with the renamed layer once the entries are renamed.
     """
 
-    def __init__(self, layers, widgets, after=None) -> None:
+    def __init__(self, layers, widgets) -> None:
         self._layers = layers
         self._widgets = list(widgets)
-        self._after = after
         self._names: dict = {}
         layers.events.inserted.connect(self._track)
         layers.events.removed.connect(self._track)
@@ -59,9 +56,6 @@ class LayerNames:
                         item.setText(new)
         except RuntimeError:  # the dock was closed and its widgets deleted
             self.disconnect()
-            return
-        if self._after is not None:
-            self._after(layer)
 
     def disconnect(self) -> None:
         """Stop following (the dock is closing)."""
