@@ -9,6 +9,8 @@ choice (and the tick of a checkable list item).
 
 from __future__ import annotations
 
+from ._layers import rename_source
+
 
 class LayerNames:
     """Rename entries of combo boxes and list widgets when their layer is renamed.
@@ -19,6 +21,10 @@ class LayerNames:
         The viewer's layers.
     widgets : sequence of QComboBox or QListWidget
         The pickers whose entries are layer names.
+
+    Layers this plugin computed from a renamed image are told its new name
+    (:func:`napari_milseg._layers.rename_source`), so the Edit and measure
+    cells panel still finds a cells layer's heatmap and image.
     """
 
     def __init__(self, layers, widgets) -> None:
@@ -45,6 +51,7 @@ class LayerNames:
         self._names[layer] = new
         if old is None or old == new:
             return
+        rename_source(self._layers, old, new)
         try:
             for widget in self._widgets:
                 if hasattr(widget, "findText"):  # QComboBox

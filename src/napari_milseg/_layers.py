@@ -44,6 +44,14 @@ def source_image_name(layer) -> str | None:
     return info.get("image") if isinstance(info, dict) else None
 
 
+def rename_source(layers, old: str, new: str) -> None:
+    """Note a renamed image's new name in the layers this plugin computed from it."""
+    for layer in layers:
+        info = getattr(layer, "metadata", {}).get(ROLE_KEY)
+        if isinstance(info, dict) and info.get("image") == old:
+            layer.metadata[ROLE_KEY] = {**info, "image": new}
+
+
 def placement(image) -> dict:
     """Keyword arguments that place a new layer exactly over ``image``.
 

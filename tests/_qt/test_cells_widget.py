@@ -399,3 +399,14 @@ def test_a_renamed_labels_layer_stays_picked_and_editable(viewer, cells_widget, 
     place(cells_widget, (10, 10))
     assert cells_widget.delete()
     assert ids(layer.data) == [] and warnings_(notes) == []
+
+
+def test_a_renamed_image_still_gives_its_cells_their_heatmap(viewer, merged, cells_widget):
+    image = viewer.layers["img"]
+    image.name = "patient12"
+    assert merged.metadata["napari_milseg"]["image"] == "patient12"
+    assert viewer.layers["img heatmap"].metadata["napari_milseg"]["image"] == "patient12"
+    viewer.add_labels(np.zeros((40, 56), np.int32), name="other")
+    cells_widget.labels_picker.setCurrentText(merged.name)
+    assert cells_widget.heatmap_picker.currentText() == "img heatmap"
+    assert cells_widget.image_picker.currentText() == "patient12"
