@@ -252,8 +252,9 @@ def test_unusable_init_models(smears_dir, tmp_path):
 def test_a_device_this_machine_lacks_exits_2(smears_dir, tmp_path, device, message):
     import torch
 
-    mps = getattr(torch.backends, "mps", None)
-    if (torch.cuda.is_available() if device == "cuda" else mps is not None and mps.is_available()):
+    from napari_milseg.model import mps_available
+
+    if torch.cuda.is_available() if device == "cuda" else mps_available():
         pytest.skip(f"this machine has {device}")
     done = milseg("train", "--positive", smears_dir, *TINY, "--device", device,
                   "--out", tmp_path / "m.pt")

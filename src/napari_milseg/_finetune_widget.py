@@ -342,11 +342,11 @@ class FinetuneWidget(JobPanel, QWidget):
         if "left_out" in info:
             from napari.utils.notifications import show_warning
 
-            from .dataset import left_out_names
+            from .dataset import left_out_text
 
-            files = left_out_names(info["left_out"], self._run.get("positives"),
-                                   self._run.get("negatives"))
-            show_warning(f"Fine-tuning {message.split(':')[0]}: {files}")
+            show_warning("Fine-tuning " + left_out_text(
+                message, info["left_out"], self._run.get("positives"), self._run.get("negatives")
+            ))
         if info.get("epoch_done"):
             self._last_model, self._last_epoch = info["model"], int(info["epoch"])
             self.loss_plot.add_epoch(float(info["loss"]))

@@ -181,10 +181,11 @@ def training_card(
     card["negative_data"] = negatives.describe() if negatives is not None else None
     dropped = card.pop("left_out_images", None)
     if dropped:
-        from .dataset import left_out_names
+        from .dataset import left_out_text
 
-        reason = str(card.get("left_out", "left out")).split(":")[0]
-        card["left_out"] = f"{reason}: {left_out_names(dropped, positives, negatives)}"
+        card["left_out"] = left_out_text(
+            str(card.get("left_out", "left out")), dropped, positives, negatives
+        )
     card["machine"] = machine_info(model)
     return card
 

@@ -515,7 +515,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train_init(args: argparse.Namespace, device: str):
     """The starting model, loaded before any image is read so a bad file fails fast."""
-    from .model import ModelError, bundled_model_path, choose_device, load_model
+    from .model import ModelError, bundled_model_path, choose_device, load_model, mps_available
 
     try:
         where = choose_device(device)
@@ -523,8 +523,7 @@ def _train_init(args: argparse.Namespace, device: str):
 
         if where.type == "cuda" and not torch.cuda.is_available():
             raise CliError(f"--device {device}: no CUDA GPU is available here")
-        mps = getattr(torch.backends, "mps", None)
-        if where.type == "mps" and not (mps is not None and mps.is_available()):
+        if where.type == "mps" and not mps_available():
             raise CliError(f"--device {device}: Apple MPS is not available here")
     except (RuntimeError, ValueError) as err:
         raise CliError(f"--device {device}: {err}") from err
@@ -579,7 +578,7 @@ def _train_loop(positives, negatives, params, init):
     the last finished epoch's (completed False) or None after an early Ctrl-C."""
     from tqdm import tqdm
 
-    from .dataset import left_out_names
+    from .dataset import left_out_text
     from .model import ModelError
     from .preprocess import ImageError
     from .progress import run
@@ -600,8 +599,7 @@ def _train_loop(positives, negatives, params, init):
         if "colour_turn" in info:
             _say(report.message)
         if "left_out" in info:
-            files = left_out_names(info["left_out"], positives, negatives)
-            _say(f"{report.message.split(':')[0]}: {files}")
+            _say(left_out_text(report.message, info["left_out"], positives, negatives))
         if info.get("epoch_done"):
             last = info["model"]
             _say(f"{report.message}: mean loss {info['loss']:.4f}")

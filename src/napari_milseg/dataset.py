@@ -132,20 +132,25 @@ class ImageSet:
         }
 
 
-def left_out_names(dropped, positives: ImageSet | None, negatives: ImageSet | None) -> str:
-    """Names of the images training left out, from its ``("positive", i)`` pairs.
+def left_out_text(
+    note: str, dropped, positives: ImageSet | None, negatives: ImageSet | None
+) -> str:
+    """Training's note on the images it left out, with their file or layer names.
 
     Parameters
     ----------
+    note : str
+        The note, ``"<reason>: <images by number>"`` (the message of the
+        progress report, or the model card's ``left_out``).
     dropped : sequence of (str, int)
-        ``info["left_out"]`` of a training progress report.
+        ``info["left_out"]`` of that report: ``("positive", i)`` pairs.
     positives, negatives : ImageSet or None
         The sets the images came from.
 
     Returns
     -------
     str
-        The names, comma separated.
+        ``"<reason>: <names>"``, the names comma separated.
     """
     sets = {"positive": positives, "negative": negatives}
     names = []
@@ -153,7 +158,7 @@ def left_out_names(dropped, positives: ImageSet | None, negatives: ImageSet | No
         images = sets.get(what)
         names.append(images.names[i] if images is not None and i < len(images.names)
                      else f"{what} image {i + 1}")
-    return ", ".join(names)
+    return f"{note.split(':')[0]}: {', '.join(names)}"
 
 
 def _n(count: int, noun: str) -> str:

@@ -100,10 +100,16 @@ def choose_device(device: str | None = "auto") -> torch.device:
     if device in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(device)
+
+
+def mps_available() -> bool:
+    """Whether this PyTorch build has Apple MPS and the machine can use it."""
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
 
 
 @dataclass

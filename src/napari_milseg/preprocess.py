@@ -215,7 +215,8 @@ def intensity_range(image: np.ndarray, rgb: bool | None = None) -> tuple[float, 
     finite = np.isfinite(sample)
     if not finite.any():
         raise ImageError("the image has no finite pixel (all NaN or infinite)")
-    lo, hi = np.percentile(sample[finite], [0.1, 99.9])
+    values = sample[finite]
+    lo, hi = np.percentile(values, [0.1, 99.9])
     kind = np.dtype(image.dtype).kind
     if kind in "ui" and sample.min() >= 0 and sample.max() > sample.min():
         # a camera's 8 to 16 bits in a wider integer: keep the absolute brightness, as
@@ -223,7 +224,7 @@ def intensity_range(image: np.ndarray, rgb: bool | None = None) -> tuple[float, 
         for bits in BIT_DEPTHS:
             if hi <= 2**bits - 1:
                 return 0.0, float(2**bits - 1)
-    if kind == "f" and lo >= 0 and FLOAT_BRIGHT <= hi and sample[finite].max() <= 1:
+    if kind == "f" and lo >= 0 and FLOAT_BRIGHT <= hi and values.max() <= 1:
         return 0.0, 1.0  # a float picture on the usual 0..1 scale (8-bit / 255)
     return float(lo), float(hi)
 

@@ -299,11 +299,12 @@ def _leave_out_small(pos_rgb, neg_rgb, diameter: float):
     from .heatmap import MIN_SIDE_DIAMETERS
 
     least = MIN_SIDE_DIAMETERS * diameter
-    kept, dropped, names = {}, [], []
+    kept, dropped, names = {"positive": [], "negative": []}, [], []
     for what, images in (("positive", pos_rgb), ("negative", neg_rgb)):
-        kept[what] = [image for image in images if min(image.shape[:2]) >= least]
         for i, image in enumerate(images):
-            if min(image.shape[:2]) < least:
+            if min(image.shape[:2]) >= least:
+                kept[what].append(image)
+            else:
                 dropped.append((what, i))
                 names.append(f"{what} image {i + 1} ({image.shape[1]}x{image.shape[0]} px)")
     if not dropped:
