@@ -605,7 +605,8 @@ class SegmentWidget(JobPanel, QWidget):
             for name in EDIT_EVENTS:
                 getattr(layer.events, name).connect(self._on_cells_event)
             result.cells_layer = layer
-        self._show_count(labels)
+        if result.image is self.image_layer:  # the count line speaks of the picked image
+            self._show_count(labels)
 
     def _show_count(self, labels: np.ndarray) -> None:
         if labels.ndim == 2:

@@ -194,6 +194,18 @@ def test_every_split_merges_wide_cells_at_the_heatmaps_diameter(viewer, widget):
     assert n_cells(viewer.layers["img cells"].data) == 3
 
 
+def test_the_count_line_speaks_of_the_picked_image(viewer, widget):
+    first = viewer.add_image(np.zeros((40, 60), np.float32), name="first")
+    viewer.add_image(np.zeros((40, 60), np.float32), name="second")
+    assert widget.image_layer.name == "second"
+    # a result for another image (a run that ends after the picker moved on)
+    widget.show_result(first, two_blobs())
+    assert n_cells(viewer.layers["first cells"].data) == 2
+    assert widget.count_label.text() == ""
+    widget.image_picker.setCurrentText("first")
+    assert widget.count_label.text() == "2 cells"
+
+
 def test_segment_passes_its_diameter_to_the_slider_splits(
     qtbot, viewer, widget, discs, monkeypatch
 ):
