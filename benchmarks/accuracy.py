@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/accuracy.py [--model PATH] [--list benchmarks/splits/cbc-val.txt]
-        [--inner 0.8] [--outer 0.5] [--no-closer-look] [--sweep] [--breakdown]
+        [--inner 0.8] [--outer 0.5] [--no-closer-look] [--split-joined] [--sweep] [--breakdown]
         [--saved-as {8,12,16,float}] [--out result.json]
 
 Runs :func:`napari_milseg.segment` on every listed image, matches the cells
@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     parser.add_argument("--closer-look", action=argparse.BooleanOptionalAction, default=True,
                         help="also look at each image enlarged twice for small cells "
                         "(on by default, as in segment)")
+    parser.add_argument("--split-joined", action=argparse.BooleanOptionalAction, default=False,
+                        help="split joined red cells (segment(..., split_joined=True))")
     parser.add_argument("--sweep", action="store_true", help="also try a grid of thresholds")
     parser.add_argument("--breakdown", action="store_true",
                         help="sort the unmatched cells: second pieces, border, elsewhere")
@@ -95,12 +97,13 @@ def main(argv=None) -> int:
 
     model = ms.load_model(args.model)
     images = read_list(Path(args.list))[: args.limit]
-    heatmaps, labels, boxes, times = [], [], [], []
+    pictures, heatmaps, labels, boxes, times = [], [], [], [], []
     for path in images:
         image = SAVED_AS[args.saved_as](np.asarray(Image.open(path).convert("RGB")))
+        pictures.append(image)
         t0 = time.perf_counter()
         result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter,
-                            closer_look=args.closer_look)
+                            closer_look=args.closer_look, split_joined=args.split_joined)
         times.append(time.perf_counter() - t0)
         heatmaps.append(result.heatmap)
         labels.append(result.labels)
@@ -110,6 +113,7 @@ def main(argv=None) -> int:
     report = {
         "model": args.model or "bundled",
         "closer_look": args.closer_look,
+        "split_joined": args.split_joined,
         "saved_as": args.saved_as,
         "list": args.list,
         "inner": args.inner,
@@ -132,7 +136,11 @@ def main(argv=None) -> int:
             for outer in (0.3, 0.4, 0.5, 0.6):
                 if outer >= inner:
                     continue
-                split = [ms.label_cells(h, inner, outer, diameter=diameter) for h in heatmaps]
+                split = [
+                    ms.label_cells(h, inner, outer, diameter=diameter,
+                                   image=picture if args.split_joined else None)
+                    for h, picture in zip(heatmaps, pictures, strict=True)
+                ]
                 s = score(split, boxes)
                 grid.append({"inner": inner, "outer": outer, **s})
                 show(f"{inner:.2f}/{outer:.2f}", s)

@@ -3,10 +3,10 @@
 Usage::
 
     python benchmarks/eye_check.py render --out DIR [--model PATH] [--no-closer-look]
-        [--n 20] [--seed 0]
+        [--split-joined] [--n 20] [--seed 0]
     python benchmarks/eye_check.py compare --out DIR --new PATH|bundled
         [--old PATH|bundled] [--no-old-closer-look] [--no-new-closer-look]
-        [--new-lab [--scale 0.6 --hue 0.3]]
+        [--old-split-joined] [--new-split-joined] [--new-lab [--scale 0.6 --hue 0.3]]
     python benchmarks/eye_check.py total benchmarks/eye_check/2026-12-01-fourth-round.tsv
 
 The CBC boxes miss many cells, so the scores of ``accuracy.py`` cannot say
@@ -141,7 +141,8 @@ def render(args) -> int:
     model = _model(args.model)
     for path in pick(Path(args.list), args.n, args.seed):
         image = np.asarray(Image.open(path).convert("RGB"))
-        result = ms.segment(image, model=model, closer_look=args.closer_look)
+        result = ms.segment(image, model=model, closer_look=args.closer_look,
+                            split_joined=args.split_joined)
         picture, inside, edge = outline_picture(image, result.labels)
         picture.save(out / f"{path.stem}.png")
         print(f"{path.stem}: {len(inside)} cells inside the image, {len(edge)} at its edge")
@@ -171,12 +172,14 @@ def _new_labels(image: np.ndarray, model, args) -> np.ndarray:
     import napari_milseg as ms
 
     if not args.new_lab:
-        return ms.segment(image, model=model, closer_look=args.new_closer_look).labels
+        return ms.segment(image, model=model, closer_look=args.new_closer_look,
+                          split_joined=args.new_split_joined).labels
     from finetune_experiment import new_lab
     from skimage.transform import resize
 
     look = new_lab(image, args.scale, args.hue)
-    labels = ms.segment(look, model=model, closer_look=args.new_closer_look).labels
+    labels = ms.segment(look, model=model, closer_look=args.new_closer_look,
+                        split_joined=args.new_split_joined).labels
     return resize(labels, image.shape[:2], order=0, preserve_range=True,
                   anti_aliasing=False).astype(labels.dtype)
 
@@ -195,7 +198,8 @@ def compare(args) -> int:
     places = 0
     for path in pick(Path(args.list), args.n, args.seed):
         image = np.asarray(Image.open(path).convert("RGB"))
-        a = ms.segment(image, model=old, closer_look=args.old_closer_look).labels
+        a = ms.segment(image, model=old, closer_look=args.old_closer_look,
+                       split_joined=args.old_split_joined).labels
         b = _new_labels(image, new, args)
         changed = np.isin(a, unmatched_inside(a, b)) | np.isin(b, unmatched_inside(b, a))
         regions, _ = ndi.label(ndi.binary_dilation(changed, iterations=6))
@@ -267,6 +271,8 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--closer-look", action=argparse.BooleanOptionalAction, default=True,
                    help="segment with the closer look at small cells (default, as segment)")
+    r.add_argument("--split-joined", action=argparse.BooleanOptionalAction, default=False,
+                   help="split joined red cells (off by default, as segment)")
     c = sub.add_parser("compare", help="pictures of where two models' cells differ")
     c.add_argument("--out", required=True, help="a new (or empty) folder")
     c.add_argument("--old", default="bundled", help="the model already checked")
@@ -275,6 +281,9 @@ def main(argv=None) -> int:
                    help="the closer look at small cells for the old model (default: on)")
     c.add_argument("--new-closer-look", action=argparse.BooleanOptionalAction, default=True,
                    help="the closer look at small cells for the new model (default: on)")
+    for side in ("old", "new"):
+        c.add_argument(f"--{side}-split-joined", action=argparse.BooleanOptionalAction,
+                       default=False, help=f"split joined red cells for the {side} model")
     c.add_argument("--new-lab", action="store_true",
                    help="the new model sees the smears in finetune_experiment.py's new-lab look")
     c.add_argument("--scale", type=float, default=0.6, help="new-lab rescale (with --new-lab)")

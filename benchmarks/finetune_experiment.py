@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/finetune_experiment.py --work /tmp/newlab [--model PATH]
         [--positives 50] [--epochs 10] [--scale 0.6] [--hue 0.3] [--gamma 0.8]
-        [--colour-turn auto] [--lr RATE] [--out result.json]
+        [--colour-turn auto] [--lr RATE] [--split-joined] [--out result.json]
 
 The shared CBC smears are turned into a lab the model has never seen: every
 image is rescaled (``--scale``, smaller cells, as with a lower magnification)
@@ -76,13 +76,18 @@ def scaled_boxes(boxes: list[Box], scale: float) -> list[Box]:
     return [Box(b.kind, b.x0 * scale, b.y0 * scale, b.x1 * scale, b.y1 * scale) for b in boxes]
 
 
+#: Whether scores split joined red cells (``--split-joined``).
+SPLIT_JOINED = False
+
+
 def score(model, images, boxes, diameter=None) -> dict:
     import napari_milseg as ms
 
     labels, times = [], []
     for image in images:
         t0 = time.perf_counter()
-        labels.append(ms.segment(image, model=model, diameter=diameter).labels)
+        labels.append(ms.segment(image, model=model, diameter=diameter,
+                                 split_joined=SPLIT_JOINED).labels)
         times.append(time.perf_counter() - t0)
     summary = score_labels(labels, boxes)
     summary["seconds_per_image"] = float(np.median(times))
@@ -103,8 +108,12 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", default=None, help="passed on to milseg train (default: its own)")
     parser.add_argument("--train-list", default=str(HERE / "splits" / "cbc-train.txt"))
     parser.add_argument("--val-list", default=str(HERE / "splits" / "cbc-val.txt"))
+    parser.add_argument("--split-joined", action="store_true",
+                        help="score with the split of joined red cells (off by default)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    global SPLIT_JOINED
+    SPLIT_JOINED = args.split_joined
 
     from PIL import Image
 
@@ -130,6 +139,7 @@ def main(argv=None) -> int:
     base = ms.load_model(args.model)
     report = {"scale": args.scale, "hue": args.hue, "gamma": gamma, "positives": args.positives,
               "epochs": args.epochs, "validation_images": len(val_images),
+              "split_joined": args.split_joined,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"}
     report["zero_shot"] = score(base, val_images, val_boxes)
     show("zero-shot (defaults)", report["zero_shot"])

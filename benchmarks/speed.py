@@ -14,7 +14,9 @@ Times, on the same 640x480 smears in one run:
   Segment;
 - ``label_cells``: the marker-controlled watershed alone on the cached
   heatmap, with the merge of wide cells at the heatmap's cell diameter, as
-  the Segment panel runs it (what a slider move costs); ``label_cells_proxy`` times it on a
+  the Segment panel runs it by default (what a slider move costs);
+  ``label_cells_joined`` the same with the split of joined red cells
+  (``split joined red cells`` ticked; no target of its own); ``label_cells_proxy`` times it on a
   cell-shaped map made from the classical mask (see :func:`proxy_heatmap`),
   which is what counts with an untrained network, whose map has no cores;
 - ``classical``: grayscale, Gaussian blur, Otsu mask, distance transform,
@@ -267,7 +269,8 @@ def main(argv=None) -> int:
 
     napari_milseg.segment(images[0][1], model=model)  # warm-up
     times: dict[str, list[float]] = {
-        "segment": [], "label_cells": [], "label_cells_proxy": [], "classical": []
+        "segment": [], "label_cells": [], "label_cells_joined": [], "label_cells_proxy": [],
+        "classical": [],
     }
     if args.plain:
         times["segment_plain"] = []
@@ -290,6 +293,10 @@ def main(argv=None) -> int:
         counts["segment"].append(result.count)
         _, ms = timed(napari_milseg.label_cells, result.heatmap, diameter=result.diameter)
         times["label_cells"].append(ms)
+        _, ms = timed(
+            napari_milseg.label_cells, result.heatmap, diameter=result.diameter, image=image
+        )
+        times["label_cells_joined"].append(ms)
         proxy = proxy_heatmap(image, model.diameter)
         _, ms = timed(napari_milseg.label_cells, proxy, diameter=model.diameter)
         times["label_cells_proxy"].append(ms)

@@ -61,3 +61,37 @@ def smear(
         truth[d & (truth == 0)] = i
     rgb += rng.normal(0, 0.01, rgb.shape).astype(np.float32)  # camera noise on everything
     return np.clip(rgb, 0, 1), truth
+
+
+#: Expected cell diameter (px) of :func:`pair` and :func:`with_neighbours`.
+JOINED_DIAMETER = 24
+RED = (0.75, 0.45, 0.5)
+BACKGROUND = (0.85, 0.88, 0.9)
+
+
+def painted(labels: np.ndarray, colours: dict[int, tuple]) -> np.ndarray:
+    """An RGB uint8 picture of ``labels``: each cell in its colour (RED by default)."""
+    image = np.empty((*labels.shape, 3), np.float32)
+    image[:] = BACKGROUND
+    for cell in np.unique(labels[labels > 0]):
+        image[labels == cell] = colours.get(int(cell), RED)
+    return np.round(image * 255).astype(np.uint8)
+
+
+def pair(shape=(60, 90), gap=0.8 * JOINED_DIAMETER, radius=0.4 * JOINED_DIAMETER) -> np.ndarray:
+    """One cell made of two overlapping red-cell discs side by side."""
+    centre = shape[0] // 2, shape[1] // 2
+    left = disc(shape, (centre[0], centre[1] - gap / 2), radius)
+    right = disc(shape, (centre[0], centre[1] + gap / 2), radius)
+    return (left | right).astype(np.int32)
+
+
+def with_neighbours(cell: np.ndarray) -> np.ndarray:
+    """``cell`` (label 1) beside three lone red cells, labels 2..4, on a wider canvas."""
+    height, width = cell.shape
+    d = JOINED_DIAMETER
+    labels = np.zeros((height, width + 3 * d + 12), np.int32)
+    labels[:, :width] = cell
+    for i in range(3):
+        labels[disc(labels.shape, (height // 2, width + 6 + d // 2 + i * d), 0.4 * d)] = i + 2
+    return labels

@@ -319,16 +319,19 @@ def test_closer_look_reaches_the_core_and_the_outputs_say_so(tmp_path, three_ima
                                                             random_model_path):
     from napari_milseg.io import read_tiff_metadata
 
-    for flag, out, closer in (([], tmp_path / "default", True),
-                              (["--no-closer-look"], tmp_path / "plain", False),
-                              (["--closer-look"], tmp_path / "closer", True)):
+    for flag, out, closer, joined in (([], tmp_path / "default", True, False),
+                                      (["--no-closer-look"], tmp_path / "plain", False, False),
+                                      (["--closer-look", "--split-joined"], tmp_path / "closer",
+                                       True, True)):
         done = milseg("segment", three_images, "--out", out, "--model", random_model_path,
                       "--diameter", "60", *flag)
         assert done.returncode == 0, done.stderr
         written = sorted(out.glob("*_labels.tif"))
         assert len(written) == 3
         for labels in written:
-            assert read_tiff_metadata(labels)["closer_look"] is closer
+            made_with = read_tiff_metadata(labels)
+            assert made_with["closer_look"] is closer
+            assert made_with["split_joined"] is joined
 
 
 def test_diameter_auto_is_estimated_once_for_the_batch(tmp_path, random_model_path):

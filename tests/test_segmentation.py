@@ -56,9 +56,9 @@ def test_wide_cells_are_merged_at_the_diameter_used(discs, toy, monkeypatch):
 
     seen = []
 
-    def spy(heatmap, inner, outer, diameter=None):
+    def spy(heatmap, inner, outer, diameter=None, **rest):
         seen.append(diameter)
-        return napari_milseg.label_cells(heatmap, inner, outer, diameter=diameter)
+        return napari_milseg.label_cells(heatmap, inner, outer, diameter=diameter, **rest)
 
     monkeypatch.setattr(segmentation, "label_cells", spy)
     assert segment(discs, model=toy).diameter == toy.diameter
@@ -74,6 +74,30 @@ def test_closer_look_is_on_by_default_and_reaches_the_heatmap(discs, toy, closer
     segment_stack(np.stack([discs, discs]), model=toy, closer_look=False)
     segment_stack(np.stack([discs]), model=toy)
     assert closer_looks == [True, False, False, False, True]
+
+
+def test_split_joined_is_off_by_default_and_reads_the_image(discs, toy, monkeypatch):
+    import napari_milseg.joined_cells as joined_cells
+
+    seen = []
+    real = joined_cells.split_joined_cells
+
+    def spy(labels, diameter, image, rgb=None):
+        seen.append((image.shape, rgb))
+        return real(labels, diameter, image, rgb)
+
+    monkeypatch.setattr(joined_cells, "split_joined_cells", spy)
+    assert SegmentParams().split_joined is False
+    plain = segment(discs, model=toy)
+    assert seen == []
+    joined = segment(discs, model=toy, split_joined=True, rgb=True)
+    assert seen == [(discs.shape, True)]
+    # three separate round discs: nothing to split
+    np.testing.assert_array_equal(joined.labels, plain.labels)
+    segment_stack(np.stack([discs, discs]), model=toy, split_joined=True)
+    assert len(seen) == 3
+    with pytest.raises(ValueError, match="split_joined must be True or False"):
+        SegmentParams(split_joined=1)
 
 
 def test_closer_look_must_be_true_or_false():

@@ -97,9 +97,17 @@ def same_labels(data, written: np.ndarray | None) -> bool:
 
 
 def label_planes(
-    heatmap: np.ndarray, inner: float, outer: float, diameter: float | None = None
+    heatmap: np.ndarray,
+    inner: float,
+    outer: float,
+    diameter: float | None = None,
+    image=None,
+    rgb: bool | None = None,
 ) -> np.ndarray:
     """:func:`napari_milseg.label_cells` on every 2D plane of ``(..., H, W)``.
+
+    ``image`` (optional) holds the same planes, with a channel axis when
+    ``rgb``; each plane of it goes with its plane of ``heatmap``.
 
     Returns
     -------
@@ -110,8 +118,11 @@ def label_planes(
 
     heatmap = np.asarray(heatmap)
     if heatmap.ndim == 2:
-        return label_cells(heatmap, inner, outer, diameter=diameter)
+        return label_cells(heatmap, inner, outer, diameter=diameter, image=image, rgb=rgb)
     out = np.zeros(heatmap.shape, dtype=np.int32)
     for index in np.ndindex(*heatmap.shape[:-2]):
-        out[index] = label_cells(heatmap[index], inner, outer, diameter=diameter)
+        plane = None if image is None else image[index]
+        out[index] = label_cells(
+            heatmap[index], inner, outer, diameter=diameter, image=plane, rgb=rgb
+        )
     return out

@@ -80,10 +80,16 @@ class _Result:
 
 
 def _resplit_job(
-    heatmap: np.ndarray, inner: float, outer: float, diameter: float | None, token: object
+    heatmap: np.ndarray,
+    inner: float,
+    outer: float,
+    diameter: float | None,
+    image,
+    rgb: bool,
+    token: object,
 ):
     """Worker body: label every plane of a heatmap; ``token`` says which request it was."""
-    return token, label_planes(heatmap, inner, outer, diameter)
+    return token, label_planes(heatmap, inner, outer, diameter, image, rgb)
 
 
 def _segment_job(data, params: SegmentParams, model, rgb: bool, stack: bool):
@@ -207,6 +213,14 @@ class SegmentWidget(JobPanel, QWidget):
         )
         self.inner_slider.valueChanged.connect(self._on_inner)
         self.outer_slider.valueChanged.connect(self._on_outer)
+        self.joined_check = QCheckBox("split joined red cells")
+        self.joined_check.setChecked(SegmentParams().split_joined)
+        self.joined_check.setToolTip(
+            "Cut a cell that holds two round red cells pressed together into them "
+            "(white cells, told by their colour, stay whole). Applies at once, like the "
+            "sliders; each split takes a little longer."
+        )
+        self.joined_check.toggled.connect(lambda _checked: self._relabel())
 
         self.run_button = QPushButton("Segment")
         self.run_button.clicked.connect(self._on_run_clicked)
@@ -227,6 +241,7 @@ class SegmentWidget(JobPanel, QWidget):
         form.addRow("", self.closer_check)
         form.addRow("inner", self.inner_slider)
         form.addRow("outer", self.outer_slider)
+        form.addRow("", self.joined_check)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.run_button)
@@ -440,8 +455,9 @@ class SegmentWidget(JobPanel, QWidget):
             The cell diameter (px) the heatmap was made for
             (``Segmentation.diameter``). Every split of this heatmap passes
             it to :func:`napari_milseg.label_cells`, which then merges the
-            pieces of wide cells as :func:`napari_milseg.segment` does;
-            without it they are left apart.
+            pieces of wide cells as :func:`napari_milseg.segment` does (and,
+            with **split joined red cells** ticked, splits joined red cells,
+            reading the image's pixels); without it neither is done.
         """
         heatmap = np.asarray(heatmap, dtype=np.float32)
         result = self._results.get(image)
@@ -505,6 +521,7 @@ class SegmentWidget(JobPanel, QWidget):
             outer=self.outer,
             diameter=self._diameter_value(),
             closer_look=self.closer_check.isChecked(),
+            split_joined=self.joined_check.isChecked(),
         )
 
     def _diameter_value(self) -> float | None:
@@ -659,12 +676,18 @@ class SegmentWidget(JobPanel, QWidget):
             self._set_status(f"'{image.name}' changed since it was segmented: click Segment")
             self.count_label.setText("")
             return
+        # the split of joined cells reads the image's pixels (None: no split)
+        data = image.data if self.joined_check.isChecked() else None
+        rgb = bool(image.rgb)
         if result.heatmap.size <= LIVE_PIXELS:
-            self._write_cells(result, label_planes(result.heatmap, inner, outer, result.diameter))
+            labels = label_planes(result.heatmap, inner, outer, result.diameter, data, rgb)
+            self._write_cells(result, labels)
             return
         self._set_status(f"splitting {result.image.name} at {inner:.2f} / {outer:.2f}…")
         token = (result, result.heatmap, inner, outer)
-        self._splits.request(_resplit_job, result.heatmap, inner, outer, result.diameter, token)
+        self._splits.request(
+            _resplit_job, result.heatmap, inner, outer, result.diameter, data, rgb, token
+        )
 
     @property
     def splitting(self) -> bool:

@@ -195,6 +195,7 @@ def settings_metadata(params: SegmentParams, model_name: str) -> dict:
         "outer": params.outer,
         "diameter": params.diameter,
         "closer_look": params.closer_look,
+        "split_joined": params.split_joined,
         "model": model_name,
     }
 

@@ -57,6 +57,8 @@ def label_cells(
     outer: float = DEFAULT_OUTER,
     coreless: bool = True,
     diameter: float | None = None,
+    image=None,
+    rgb: bool | None = None,
 ) -> np.ndarray:
     """Split a cell-probability map into labelled cells.
 
@@ -81,6 +83,16 @@ def label_cells(
         :func:`napari_milseg.wide_cells.merge_wide_cells`.
         :func:`napari_milseg.segment` passes the diameter it used
         (``Segmentation.diameter``); None (the default) skips this step.
+    image : array-like, shape (H, W) or (H, W, C), optional
+        The image the heatmap was made from. With ``diameter`` as well, a
+        cell that holds two round bodies of red cells pressed together is
+        split into them, see
+        :func:`napari_milseg.joined_cells.split_joined_cells` (the image
+        tells a white cell, which is left whole, by its colour).
+        ``segment(..., split_joined=True)`` passes it; None (the default)
+        skips this step.
+    rgb : bool or None
+        Whether the last axis of ``image`` holds channels; None guesses.
 
     Returns
     -------
@@ -92,7 +104,8 @@ def label_cells(
     ------
     ValueError
         If the thresholds are not ``0 < outer < inner < 1``, the heatmap is
-        not a 2D numeric array or the diameter is not a positive number.
+        not a 2D numeric array, the diameter is not a positive number or the
+        image is not of the heatmap's height and width.
 
     See Also
     --------
@@ -118,12 +131,32 @@ def label_cells(
     check_thresholds(inner, outer)
     check_diameter(diameter)
     heatmap = _validate_heatmap(heatmap)
+    if image is not None:
+        _check_image(image, heatmap.shape, rgb)
     labels = _watershed(heatmap, inner, outer, coreless)
     if diameter is None:
         return labels
     from .wide_cells import merge_wide_cells
 
-    return merge_wide_cells(labels, diameter)
+    labels = merge_wide_cells(labels, diameter)
+    if image is None:
+        return labels
+    from .joined_cells import split_joined_cells
+
+    return split_joined_cells(labels, diameter, image, rgb)
+
+
+def _check_image(image, shape: tuple[int, int], rgb: bool | None) -> None:
+    """Raise ValueError unless ``image`` is one plane of the heatmap's height and width."""
+    from .preprocess import plane_shape
+
+    if not hasattr(image, "shape"):
+        image = np.asarray(image)
+    if plane_shape(image, rgb) != tuple(shape):
+        raise ValueError(
+            f"the image (shape {tuple(image.shape)}) must have the heatmap's height and "
+            f"width {tuple(shape)}"
+        )
 
 
 def _watershed(heatmap: np.ndarray, inner: float, outer: float, coreless: bool) -> np.ndarray:

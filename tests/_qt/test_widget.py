@@ -14,7 +14,7 @@ from qtpy.QtCore import Qt
 
 from napari_milseg import label_cells
 from napari_milseg._widget import SegmentWidget
-from smears import lobed_cell
+from smears import JOINED_DIAMETER, lobed_cell, painted, pair, with_neighbours
 from toy_model import dark_model, disc_image
 
 CENTRES = [(40, 40), (40, 120), (100, 80)]
@@ -145,9 +145,9 @@ def test_large_heatmaps_are_split_in_the_background_ending_at_the_last_threshold
     splits = []
     original = widget_module._resplit_job
 
-    def counted(heatmap, inner, outer, diameter, token):
+    def counted(heatmap, inner, outer, *rest):
         splits.append((inner, outer))
-        return original(heatmap, inner, outer, diameter, token)
+        return original(heatmap, inner, outer, *rest)
 
     monkeypatch.setattr(widget_module, "_resplit_job", counted)
     idle = lambda: not widget.splitting  # noqa: E731
@@ -206,6 +206,24 @@ def test_the_count_line_speaks_of_the_picked_image(viewer, widget):
     assert widget.count_label.text() == "2 cells"
 
 
+def test_split_joined_red_cells_is_off_by_default_and_applies_at_once(viewer, widget):
+    labels = with_neighbours(pair())  # a pair of red cells as one cell, and three lone ones
+    image = viewer.add_image(painted(labels, {}), name="pair")
+    heatmap = np.where(labels > 0, 0.9, 0.0).astype(np.float32)  # one core over the pair
+    widget.show_result(image, heatmap, diameter=JOINED_DIAMETER)
+    cells = viewer.layers["pair cells"]
+    assert not widget.joined_check.isChecked()
+    assert n_cells(cells.data) == 4
+    widget.joined_check.setChecked(True)  # no Segment needed: the cached heatmap is split again
+    assert n_cells(cells.data) == 5
+    np.testing.assert_array_equal(
+        cells.data, label_cells(heatmap, diameter=JOINED_DIAMETER, image=image.data)
+    )
+    assert widget._params().split_joined is True
+    widget.joined_check.setChecked(False)
+    assert n_cells(cells.data) == 4
+
+
 def test_segment_passes_its_diameter_to_the_slider_splits(
     qtbot, viewer, widget, discs, monkeypatch
 ):
@@ -218,9 +236,9 @@ def test_segment_passes_its_diameter_to_the_slider_splits(
     seen = []
     original = widget_module.label_planes
 
-    def spy(heatmap, inner, outer, diameter=None):
+    def spy(heatmap, inner, outer, diameter=None, *rest):
         seen.append(diameter)
-        return original(heatmap, inner, outer, diameter)
+        return original(heatmap, inner, outer, diameter, *rest)
 
     monkeypatch.setattr(widget_module, "label_planes", spy)
     widget.outer_slider.setValue(0.4)
