@@ -96,7 +96,17 @@ def test_label_cells_splits_only_with_diameter_and_image():
     assert label_cells(heatmap, diameter=D, image=image).max() == 5
 
 
-def test_label_cells_refuses_an_image_of_another_size():
+def test_label_cells_refuses_an_image_of_another_size_or_not_of_numbers():
     heatmap = np.zeros((40, 50), np.float32)
     with pytest.raises(ValueError, match=r"heatmap's height and width \(40, 50\)"):
         label_cells(heatmap, diameter=D, image=np.zeros((50, 40, 3), np.uint8))
+    # refused even where no cell is large enough to need the image
+    with pytest.raises(ValueError, match="pixels must be numbers, got .*dtype <U1"):
+        label_cells(heatmap, diameter=D, image=np.full((40, 50, 3), "a"))
+
+
+def test_label_cells_takes_an_image_as_nested_lists():
+    labels = with_neighbours(pair())
+    heatmap = np.where(labels > 0, 0.9, 0.0).astype(np.float32)
+    image = painted(labels, {})
+    assert label_cells(heatmap, diameter=D, image=image.tolist()).max() == 5

@@ -132,7 +132,7 @@ def label_cells(
     check_diameter(diameter)
     heatmap = _validate_heatmap(heatmap)
     if image is not None:
-        _check_image(image, heatmap.shape, rgb)
+        image = _checked_image(image, heatmap.shape, rgb)
     labels = _watershed(heatmap, inner, outer, coreless)
     if diameter is None:
         return labels
@@ -146,17 +146,20 @@ def label_cells(
     return split_joined_cells(labels, diameter, image, rgb)
 
 
-def _check_image(image, shape: tuple[int, int], rgb: bool | None) -> None:
-    """Raise ValueError unless ``image`` is one plane of the heatmap's height and width."""
-    from .preprocess import plane_shape
+def _checked_image(image, shape: tuple[int, int], rgb: bool | None):
+    """``image`` as an array; ValueError unless it is one plane of numbers of ``shape``."""
+    from .preprocess import describe, plane_shape
 
-    if not hasattr(image, "shape"):
-        image = np.asarray(image)
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        image = np.asarray(image)  # a nested list, say; lazy arrays stay lazy
+    if np.dtype(image.dtype).kind not in "buif":
+        raise ValueError(f"the image's pixels must be numbers, got {describe(image)}")
     if plane_shape(image, rgb) != tuple(shape):
         raise ValueError(
             f"the image (shape {tuple(image.shape)}) must have the heatmap's height and "
             f"width {tuple(shape)}"
         )
+    return image
 
 
 def _watershed(heatmap: np.ndarray, inner: float, outer: float, coreless: bool) -> np.ndarray:
