@@ -622,7 +622,7 @@ class SegmentWidget(JobPanel, QWidget):
             for name in EDIT_EVENTS:
                 getattr(layer.events, name).connect(self._on_cells_event)
             result.cells_layer = layer
-        if result.image is self.image_layer:  # the count line speaks of the picked image
+        if self._result() is result:  # the count line speaks of the picked image
             self._show_count(labels)
 
     def _show_count(self, labels: np.ndarray) -> None:
