@@ -136,6 +136,22 @@ def test_resume_notes_changed_settings(folder, toy):
     )
 
 
+def test_resume_reads_outputs_of_older_versions_as_made_without_the_split(folder, toy):
+    from napari_milseg.io import write_labels
+
+    inputs, out = folder
+    segment_file(inputs / "one.png", out, PARAMS, toy)
+    labels_path, _ = output_paths(inputs / "one.png", out)
+    older = read_tiff_metadata(labels_path)
+    del older["split_joined"]  # as written before the option existed
+    write_labels(labels_path, tifffile.imread(labels_path), overwrite=True, metadata=older)
+    result = segment_file(inputs / "one.png", out, SegmentParams(split_joined=True), toy)
+    assert result.status == RESUMED
+    assert result.notes == (
+        "kept existing outputs made with split_joined=False (now True); use overwrite to redo",
+    )
+
+
 def test_overwrite_redoes(folder, toy):
     inputs, out = folder
     segment_file(inputs / "three.png", out, PARAMS, toy)

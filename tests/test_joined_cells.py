@@ -77,6 +77,18 @@ def test_a_small_bump_on_a_cell_is_not_cut_off(monkeypatch):
     assert split_joined_cells(labels, D, image).max() == 5
 
 
+def test_what_lies_under_transparent_pixels_does_not_matter():
+    # 12-bit RGBA in uint16; the transparent strip holds the largest uint16 values
+    labels = with_neighbours(pair())
+    far = tuple(c - 2 * MAX_COLOUR / np.sqrt(3) for c in RED)  # too far to be a red cell
+    rgb = painted(labels, {1: far}).astype(np.uint16) * 16
+    alpha = np.full(labels.shape, 4095, np.uint16)
+    rgba = np.dstack([rgb, alpha])
+    rgba[:, -6:] = (65535, 65535, 65535, 0)
+    # read on the full 16-bit scale, every colour would look close to every other
+    np.testing.assert_array_equal(split_joined_cells(labels, D, rgba, rgb=True), labels)
+
+
 def test_grayscale_and_lazy_images_work():
     labels = with_neighbours(pair())
     grey = painted(labels, {})[..., 1]

@@ -138,7 +138,7 @@ class SegmentWidget(JobPanel, QWidget):
         self._model_diameter: float | None = None
         self._results: dict[Any, _Result] = {}
         self._job_image = None
-        self._job_thresholds = None
+        self._job_split = None
         self._updating = False
         # re-splits of large heatmaps run in a worker, the newest request last
         self._splits = LatestJob(self._on_resplit, self)
@@ -366,7 +366,7 @@ class SegmentWidget(JobPanel, QWidget):
             show_error(str(err))
             return False
         self._job_image = image
-        self._job_thresholds = (params.inner, params.outer)
+        self._job_split = (params.inner, params.outer, params.split_joined)
         self._launch(_segment_job, data, params, self._model, rgb, stack,
                      status=f"segmenting {image.name}…")
         return True
@@ -551,9 +551,9 @@ class SegmentWidget(JobPanel, QWidget):
         if image not in self.viewer.layers:
             show_warning(f"'{image.name}' was removed during segmentation; result dropped.")
             return
-        # the worker split the map at the thresholds of the click; reuse that
-        # unless the sliders have moved since
-        same = self._job_thresholds == (self.inner, self.outer)
+        # the worker split the map at the thresholds (and split of joined cells)
+        # of the click; reuse that unless the sliders or the box have changed since
+        same = self._job_split == (self.inner, self.outer, self.joined_check.isChecked())
         self.show_result(
             image, segmentation.heatmap, segmentation.labels if same else None,
             diameter=segmentation.diameter,

@@ -187,6 +187,11 @@ def count_cells(labels: np.ndarray) -> list[int]:
     return counts
 
 
+#: Settings that outputs record since a later version, with the value that
+#: older outputs were made with.
+LATER_SETTINGS = {"split_joined": False}
+
+
 def settings_metadata(params: SegmentParams, model_name: str) -> dict:
     """What is stored in the output TIFFs to tell later runs how they were made."""
     return {
@@ -322,6 +327,7 @@ def _resumed(path: Path, labels_path: Path, wanted: dict, source: dict) -> FileR
             "use overwrite to replace them, or another output folder",
         )
     notes = []
+    made_with = LATER_SETTINGS | made_with  # outputs of older versions lack these
     changed = [
         f"{key}={made_with[key]!r} (now {wanted[key]!r})"
         for key in wanted

@@ -103,7 +103,12 @@ def split_joined_cells(
     image); by eye none of the 16 is a single cell cut wrongly, about half
     are clear pairs and the rest cannot be told (see the model card).
     """
-    from .preprocess import CHANNEL_COUNTS, intensity_range
+    from .preprocess import (
+        CHANNEL_COUNTS,
+        fill_transparent,
+        intensity_range,
+        transparent_pixels,
+    )
 
     labels = np.asarray(labels)
     radius = diameter / 2
@@ -131,6 +136,9 @@ def split_joined_cells(
             if found is None:
                 continue
             if colour is None:
+                transparent = transparent_pixels(image, rgb)
+                if transparent is not None:  # as segment does: ignore what lies under it
+                    image = fill_transparent(image, transparent)
                 value_range = intensity_range(image, rgb)
                 colour = value_range, _typical_colour(labels, image, value_range, rgb)
             if not _usual_colour(image[box], mask, *colour, rgb):

@@ -272,6 +272,21 @@ def test_slider_moved_during_segment_splits_at_the_new_thresholds(qtbot, viewer,
     np.testing.assert_array_equal(viewer.layers["smear cells"].data, expected)
 
 
+def test_split_box_ticked_during_segment_applies_to_its_result(qtbot, viewer, widget):
+    # two overlapping dark discs (one core for the toy model) and one apart
+    image = disc_image((120, 160), [(50, 45), (50, 77), (50, 130)], 18)
+    viewer.add_image(image, name="pair")
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    assert widget.running
+    widget.joined_check.setChecked(True)  # after the click: the run itself does not split
+    wait_done(qtbot, widget)
+    heat = viewer.layers["pair heatmap"].data
+    expected = label_cells(heat, diameter=32, image=image)
+    assert n_cells(expected) == n_cells(label_cells(heat, diameter=32)) + 1
+    np.testing.assert_array_equal(viewer.layers["pair cells"].data, expected)
+    assert widget.count_label.text() == "3 cells"
+
+
 def test_outer_is_kept_below_inner(widget):
     assert (widget.inner, widget.outer) == (0.8, 0.5)
     widget.inner_slider.setValue(0.4)
