@@ -120,13 +120,7 @@ def segment(
     ...     result.heatmap, inner=0.7, outer=0.4, diameter=result.diameter
     ... )
     """
-    params = SegmentParams(
-        inner=inner,
-        outer=outer,
-        diameter=diameter,
-        closer_look=closer_look,
-        split_joined=split_joined,
-    )
+    params = SegmentParams(inner, outer, diameter, closer_look, split_joined)
     return run(segment_steps(image, params, model, rgb))
 
 
@@ -182,13 +176,7 @@ def segment_stack(
     Segmentation
         Heatmap and labels with the stack's plane shape; ``count`` is a list.
     """
-    params = SegmentParams(
-        inner=inner,
-        outer=outer,
-        diameter=diameter,
-        closer_look=closer_look,
-        split_joined=split_joined,
-    )
+    params = SegmentParams(inner, outer, diameter, closer_look, split_joined)
     return run(segment_stack_steps(stack, params, model, rgb))
 
 
