@@ -298,11 +298,10 @@ def planes(data, rgb: bool | None = None) -> list[np.ndarray]:
     ImageError
         If ``data`` has fewer than two spatial axes or is empty.
     """
-    from .preprocess import CHANNEL_COUNTS, ImageError, describe
+    from .preprocess import ImageError, channels_last, describe
 
     data = np.asarray(data)
-    if rgb is None:
-        rgb = data.ndim == 3 and data.shape[-1] in CHANNEL_COUNTS
+    rgb = channels_last(data, rgb)
     spatial = data.ndim - (1 if rgb else 0)
     if spatial < 2:
         raise ImageError(f"expected a 2D image, got {describe(data)}")

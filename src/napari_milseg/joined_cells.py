@@ -103,12 +103,7 @@ def split_joined_cells(
     image); by eye none of the 16 is a single cell cut wrongly, about half
     are clear pairs and the rest cannot be told (see the model card).
     """
-    from .preprocess import (
-        CHANNEL_COUNTS,
-        fill_transparent,
-        intensity_range,
-        transparent_pixels,
-    )
+    from .preprocess import channels_last, fill_transparent, intensity_range, transparent_pixels
 
     labels = np.asarray(labels)
     radius = diameter / 2
@@ -118,8 +113,7 @@ def split_joined_cells(
     candidates = candidates[candidates > 0]
     if candidates.size == 0:
         return labels.astype(np.int32, copy=False)
-    if rgb is None:
-        rgb = len(image.shape) == 3 and image.shape[-1] in CHANNEL_COUNTS
+    rgb = channels_last(image, rgb)
     step = max(1, int(radius // GRID_RADIUS))
     boxes = ndi.find_objects(labels)
     out = None
@@ -169,7 +163,7 @@ def _may_hold_two(mask: np.ndarray, radius: float) -> bool:
     separation = max(1, int(COARSE * PEAK_SEPARATION * radius))
     top = depth == ndi.maximum_filter(depth, size=2 * separation + 1)
     top &= depth >= COARSE * PEAK_DEPTH * radius
-    groups, count = ndi.label(top, structure=np.ones((3, 3)))
+    _, count = ndi.label(top, structure=np.ones((3, 3)))
     if count != 1:
         return count > 1
     ys, xs = np.nonzero(top)

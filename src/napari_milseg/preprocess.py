@@ -25,6 +25,13 @@ def describe(image: np.ndarray) -> str:
     return f"shape {tuple(image.shape)}, dtype {np.dtype(image.dtype)}"
 
 
+def channels_last(image, rgb: bool | None = None) -> bool:
+    """``rgb`` if given, else the guess: a 3D array whose last axis has 1 to 4 entries."""
+    if rgb is not None:
+        return bool(rgb)
+    return len(image.shape) == 3 and image.shape[-1] in CHANNEL_COUNTS
+
+
 def plane_shape(image: np.ndarray, rgb: bool | None = None) -> tuple[int, int]:
     """The 2D ``(height, width)`` of a single image.
 
@@ -48,8 +55,7 @@ def plane_shape(image: np.ndarray, rgb: bool | None = None) -> tuple[int, int]:
     """
     if not hasattr(image, "shape"):
         image = np.asarray(image)
-    if rgb is None:
-        rgb = image.ndim == 3 and image.shape[-1] in CHANNEL_COUNTS
+    rgb = channels_last(image, rgb)
     if image.ndim == 2 and not rgb:
         return int(image.shape[0]), int(image.shape[1])
     if image.ndim == 3 and rgb:
@@ -83,9 +89,7 @@ def transparent_pixels(image: np.ndarray, rgb: bool | None = None) -> np.ndarray
         no pixel or every pixel is transparent (an alpha channel that says
         nothing: images saved with alpha 0 everywhere are still segmented).
     """
-    if rgb is None:
-        rgb = image.ndim == 3 and image.shape[-1] in CHANNEL_COUNTS
-    if not (rgb and image.ndim == 3 and image.shape[-1] == 4):
+    if not (channels_last(image, rgb) and image.ndim == 3 and image.shape[-1] == 4):
         return None
     clear = np.asarray(image[..., 3]) == 0
     if not clear.any() or clear.all():
@@ -248,9 +252,7 @@ def to_rgb_float(
     ndarray, shape (h, w, 3), float32
     """
     image = np.asarray(image)
-    if rgb is None:
-        rgb = image.ndim == 3 and image.shape[-1] in CHANNEL_COUNTS
-    if not rgb:
+    if not channels_last(image, rgb):
         image = image[..., None]
     if image.shape[-1] == 4:
         image = image[..., :3]
