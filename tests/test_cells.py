@@ -168,19 +168,31 @@ def test_large_maps_are_flooded_region_by_region_with_the_same_result():
         np.testing.assert_array_equal(_label_by_region(heat, markers, mask, tile), whole)
 
 
-def test_cores_and_coreless_regions_kept_out_of_the_flood_give_the_plain_watershed():
+@pytest.mark.parametrize("shared_crops", [0, 1000])
+def test_cores_and_coreless_regions_kept_out_of_the_flood_give_the_plain_watershed(
+    shared_crops, monkeypatch
+):
     # label_cells leaves marker pixels that cannot spread out of the flood
-    # (see cells._flood); the labels must be those of skimage's watershed
+    # (see cells._flood), gives a region with one core to that core and
+    # floods the regions where cores meet in their own boxes, or together
+    # above SHARED_CROPS of them (cells._flood_shared); the labels must be
+    # those of skimage's watershed
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
+    from napari_milseg import cells
     from napari_milseg.cells import _CONNECTIVITY
+
+    monkeypatch.setattr(cells, "SHARED_CROPS", shared_crops)
+    flooded, calls = [], []
+    original = cells._flood
+    monkeypatch.setattr(cells, "_flood", lambda *a: flooded.append(a[0].shape) or original(*a))
 
     rng = np.random.default_rng(1)
     heat = ndi.gaussian_filter(rng.random((240, 320)), 5)
     heat = (heat - heat.min()) / (heat.max() - heat.min())
     seen_coreless = False
-    for inner, outer in ((0.8, 0.5), (0.6, 0.4), (0.7, 0.3)):
+    for inner, outer in ((0.8, 0.5), (0.6, 0.4), (0.7, 0.3), (0.7, 0.55)):
         mask = heat > outer
         regions, count = ndi.label(mask, structure=_CONNECTIVITY)
         cores = heat > inner
@@ -192,7 +204,13 @@ def test_cores_and_coreless_regions_kept_out_of_the_flood_give_the_plain_watersh
         seen_coreless |= bool(coreless.any())
         expected = watershed(-heat.astype(np.float32), markers, mask=mask)
         np.testing.assert_array_equal(label_cells(heat, inner, outer), expected)
+        calls.append(len(flooded))
+        flooded.clear()
     assert seen_coreless
+    if shared_crops == 0:
+        assert calls == [1, 1, 1, 1]  # one flood of the regions where cores meet
+    else:
+        assert calls == [1, 1, 1, 9]  # one flood for each region where cores meet
 
 
 def test_a_region_across_the_whole_map_is_flooded_tile_by_tile_with_the_same_result(

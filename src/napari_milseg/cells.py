@@ -24,6 +24,9 @@ _CONNECTIVITY = ndi.generate_binary_structure(2, 1)
 WHOLE_IMAGE_PIXELS = 1024 * 1024
 #: Side of the squares that group regions for the piecewise flood.
 REGION_TILE = 512
+#: Above this many regions where cores meet, a map is flooded in one piece
+#: instead of region by region (see ``_flood_shared``).
+SHARED_CROPS = 24
 #: Least margin (pixels) around a tile when a region spanning many tiles is
 #: flooded tile by tile (see ``_flood_in_tiles``).
 TILE_MARGIN = 128
@@ -178,8 +181,48 @@ def _watershed(heatmap: np.ndarray, inner: float, outer: float, coreless: bool) 
         return np.zeros(heatmap.shape, dtype=np.int32)
     if heatmap.size > WHOLE_IMAGE_PIXELS:
         return _label_by_region(heatmap, markers, mask, REGION_TILE, regions)
+    if regions is not None:
+        return _flood_shared(heatmap, markers, count, regions)
     # flood from the cores downhill; the heatmap's valleys become the borders
     return _flood(heatmap, markers, mask)
+
+
+def _flood_shared(
+    heatmap: np.ndarray, markers: np.ndarray, count: int, regions: np.ndarray
+) -> np.ndarray:
+    """The flood of :func:`_flood`, run only in the regions where cores meet.
+
+    ``regions`` are the connected regions of the mask, each holding at
+    least one of the ``count`` cores of ``markers``. A region with one core
+    is that core's cell whole, as the flood would make it; the regions
+    with two or more are flooded each in its own box (or, when there are
+    more than :data:`SHARED_CROPS`, together in one flood). On the
+    bundled model's maps of the CBC smears about one region in three holds
+    two or more cores, with four fifths of the mask, and a flood of a
+    640x480 map spends about a quarter of its time on the whole image
+    before it floods a pixel (``benchmarks/speed.py``). The labels are
+    those of one flood over the whole map.
+    """
+    seeded = markers > 0
+    region_of = np.zeros(count + 1, dtype=np.int64)
+    region_of[markers[seeded]] = regions[seeded]
+    cores_in = np.bincount(region_of[1:], minlength=int(regions.max()) + 1)
+    only = np.zeros(cores_in.size, dtype=np.int32)  # a one-core region's cell
+    only[region_of[1:]] = np.arange(1, count + 1, dtype=np.int32)
+    only[cores_in != 1] = 0
+    labels = only[regions]
+    shared = np.flatnonzero(cores_in >= 2)
+    if shared.size > SHARED_CROPS:
+        within = (cores_in >= 2)[regions]
+        labels[within] = _flood(heatmap, markers, within)[within]
+        return labels
+    boxes = ndi.find_objects(regions)
+    for region in shared:
+        box = boxes[region - 1]
+        inside = regions[box] == region
+        flooded = _flood(heatmap[box], np.where(inside, markers[box], 0), inside)
+        labels[box][inside] = flooded[inside]
+    return labels
 
 
 def _flood(heatmap: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
