@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/accuracy.py [--model PATH] [--list benchmarks/splits/cbc-val.txt]
         [--inner 0.8] [--outer 0.5] [--no-closer-look] [--split-joined] [--sweep] [--breakdown]
-        [--saved-as {8,12,16,float}] [--out result.json]
+        [--saved-as {8,12,16,float}] [--exposure FACTOR] [--out result.json]
 
 Runs :func:`napari_milseg.segment` on every listed image, matches the cells
 to the VOC boxes of ``../annotations/<stem>.xml`` (see :mod:`cellmatch`) and
@@ -23,7 +23,9 @@ count the cells the boxes miss inside clumps as false positives.
 ``--saved-as`` hands each smear to ``segment`` as if it had been saved
 another way: ``16`` (uint16, values × 257), ``12`` (12-bit camera data in
 uint16, × 16) or ``float`` (float32, / 255), to check that the way an image
-is stored does not change its cells.
+is stored does not change its cells. ``--exposure`` multiplies each 8-bit
+smear by a factor first (rounded, clipped at 255), as if it had been
+photographed with a shorter (below 1) or longer exposure.
 """
 
 from __future__ import annotations
@@ -88,8 +90,13 @@ def main(argv=None) -> int:
     parser.add_argument("--saved-as", choices=sorted(SAVED_AS), default="8",
                         help="segment each smear as if stored in 16 bits, 12 bits in 16 or "
                         "float (default 8: as it is)")
+    parser.add_argument("--exposure", type=float, default=1.0,
+                        help="multiply each 8-bit smear by this first, clipped at 255 "
+                        "(default 1: as it is)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
+    if not args.exposure > 0:
+        parser.error("--exposure must be above 0")
 
     from PIL import Image
 
@@ -99,7 +106,10 @@ def main(argv=None) -> int:
     images = read_list(Path(args.list))[: args.limit]
     pictures, heatmaps, labels, boxes, times = [], [], [], [], []
     for path in images:
-        image = SAVED_AS[args.saved_as](np.asarray(Image.open(path).convert("RGB")))
+        image = np.asarray(Image.open(path).convert("RGB"))
+        if args.exposure != 1.0:
+            image = np.clip(np.round(image * args.exposure), 0, 255).astype(np.uint8)
+        image = SAVED_AS[args.saved_as](image)
         pictures.append(image)
         t0 = time.perf_counter()
         result = ms.segment(image, args.inner, args.outer, model=model, diameter=args.diameter,
@@ -115,6 +125,7 @@ def main(argv=None) -> int:
         "closer_look": args.closer_look,
         "split_joined": args.split_joined,
         "saved_as": args.saved_as,
+        "exposure": args.exposure,
         "list": args.list,
         "inner": args.inner,
         "outer": args.outer,

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from napari_milseg.preprocess import (
+    EXPOSURE_RANGE,
+    MAX_GAIN,
     ImageError,
     as_rgb_float,
+    exposure_gain,
     intensity_range,
     plane_shape,
     to_rgb_float,
@@ -15,7 +18,7 @@ from napari_milseg.preprocess import (
 
 
 def test_uint8_rgb_keeps_absolute_scale():
-    image = np.array([[[0, 51, 255], [102, 204, 153]]], dtype=np.uint8)
+    image = np.array([[[0, 51, 255], [255, 204, 153]]], dtype=np.uint8)  # a usual exposure
     out = as_rgb_float(image)
     assert out.dtype == np.float32
     assert out.shape == (1, 2, 3)
@@ -23,16 +26,16 @@ def test_uint8_rgb_keeps_absolute_scale():
     np.testing.assert_allclose(out, image / 255.0, rtol=0, atol=1e-7)
 
 
-def test_uint8_dark_image_is_not_stretched():
+def test_uint8_dark_image_is_brightened_at_most_max_gain_times_not_stretched():
     image = np.full((4, 4), 10, dtype=np.uint8)
     image[0, 0] = 20
     out = as_rgb_float(image)
-    np.testing.assert_allclose(out[1, 1], [10 / 255] * 3, atol=1e-7)
-    np.testing.assert_allclose(out[0, 0], [20 / 255] * 3, atol=1e-7)
+    np.testing.assert_allclose(out[1, 1], [MAX_GAIN * 10 / 255] * 3, atol=1e-6)
+    np.testing.assert_allclose(out[0, 0], [MAX_GAIN * 20 / 255] * 3, atol=1e-6)
 
 
 def test_grayscale_is_copied_to_three_channels():
-    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    image = np.arange(190, 202, dtype=np.uint8).reshape(3, 4)  # a usual exposure
     out = as_rgb_float(image)
     assert out.shape == (3, 4, 3)
     for c in range(3):
@@ -45,9 +48,9 @@ def test_single_channel_axis_is_grayscale():
 
 
 def test_two_channels_get_a_zero_blue_channel():
-    image = np.stack([np.full((2, 2), 255), np.full((2, 2), 51)], axis=-1).astype(np.uint8)
+    image = np.stack([np.full((2, 2), 255), np.full((2, 2), 153)], axis=-1).astype(np.uint8)
     out = as_rgb_float(image)
-    np.testing.assert_allclose(out[0, 0], [1.0, 0.2, 0.0], atol=1e-7)
+    np.testing.assert_allclose(out[0, 0], [1.0, 0.6, 0.0], atol=1e-7)
 
 
 def test_rgba_alpha_is_dropped():
@@ -57,9 +60,10 @@ def test_rgba_alpha_is_dropped():
 
 
 @pytest.mark.parametrize(
-    ("top", "depth"), [(200, 8), (1000, 10), (4000, 12), (9000, 14), (60000, 16)]
+    ("top", "depth"), [(200, 8), (800, 10), (3200, 12), (13000, 14), (52000, 16)]
 )
 def test_wide_integer_images_keep_their_brightness_at_their_bit_depth(top, depth):
+    # (each ramp's exposure lies in the usual range, so no gain is added)
     ramp = np.linspace(top / 4, top, 10_001).astype(np.uint16).reshape(73, 137)
     assert intensity_range(ramp) == (0.0, 2.0**depth - 1)
     out = as_rgb_float(ramp)
@@ -78,7 +82,8 @@ def test_an_8bit_smear_saved_wider_reads_as_the_8bit_one(dtype, factor):
 
 
 def test_negative_or_very_wide_integers_are_stretched_between_percentiles():
-    ramp = np.linspace(-2000, 4000, 10_001).astype(np.int16).reshape(73, 137)
+    # cubed, so that the stretched image's exposure is a usual one (no gain added)
+    ramp = (-2000 + 6000 * np.linspace(0, 1, 10_001) ** 3).astype(np.int16).reshape(73, 137)
     lo, hi = intensity_range(ramp)
     expected_lo, expected_hi = np.percentile(ramp.astype(np.float32), [0.1, 99.9])
     assert (lo, hi) == pytest.approx((expected_lo, expected_hi))
@@ -93,7 +98,8 @@ def test_negative_or_very_wide_integers_are_stretched_between_percentiles():
     ("offset", "scale"), [(0.0, 1e3), (-5e4, 1e3), (1e-3, 1e-6), (-1.0, 2.0), (0.0, 0.3)]
 )
 def test_float_off_the_0_1_scale_is_stretched_whatever_its_range(dtype, offset, scale):
-    base = np.random.default_rng(1).random((40, 50)).astype(np.float64)
+    # cubed, so that the stretched image's exposure is a usual one (no gain added)
+    base = np.random.default_rng(1).random((40, 50)).astype(np.float64) ** 3
     lo, hi = np.percentile(base, [0.1, 99.9])
     reference = np.clip((base - lo) / (hi - lo), 0, 1)
     out = as_rgb_float((base * scale + offset).astype(dtype))
@@ -201,4 +207,46 @@ def test_intensity_range_reads_lazy_arrays():
     image = np.random.default_rng(5).integers(0, 60000, (300, 200), dtype=np.uint16)
     lazy = da.from_array(image, chunks=(64, 64))
     assert intensity_range(lazy) == intensity_range(image)
-    assert intensity_range(da.from_array(image.astype(np.uint8))) is None
+    assert intensity_range(da.from_array((image // 300).astype(np.uint8))) is None
+    dim = (image // 600).astype(np.uint8)  # a dim 8-bit image gets a range, lazy or not
+    assert intensity_range(da.from_array(dim)) == intensity_range(dim) != None  # noqa: E711
+
+
+@pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 4095), (np.float32, 1.0)])
+def test_a_dim_or_bright_image_is_brought_to_the_nearer_end_of_the_usual_exposure(dtype, top):
+    rng = np.random.default_rng(8)
+    # a smear-like picture: background at 0.8 of the scale (usual), cells darker
+    picture = np.where(rng.random((60, 70, 1)) < 0.6, 0.8, 0.5) * np.ones(3)
+    picture = picture * (1 + 0.02 * rng.standard_normal((60, 70, 3)))
+    dim, bright = EXPOSURE_RANGE
+    # (a float image this dim, below FLOAT_BRIGHT, is stretched instead)
+    exposures = (1.0, 0.7, 1.15) + ((0.4, 0.25) if dtype != np.float32 else ())
+    for exposure in exposures:
+        image = (np.clip(picture * exposure, 0, 1) * top).astype(dtype)
+        if dtype == np.uint16:
+            image[0] = 4095  # so that it reads as 12-bit whatever its exposure
+        level = np.percentile(image.mean(axis=-1) / top, 95)
+        expected = level if exposure == 1.0 else dim if exposure < 1 else bright
+        assert (exposure == 1.0) == (dim <= level <= bright)
+        out = as_rgb_float(image)
+        background = np.percentile(out.mean(axis=-1), 95)
+        assert background == pytest.approx(expected, abs=0.005)
+        # the same picture, only brighter or darker: cells keep their contrast
+        ratio = out.mean(axis=-1)[picture[..., 0] < 0.6].mean() / background
+        assert ratio == pytest.approx(0.5 / 0.8, abs=0.02)
+
+
+def test_exposure_gain_is_one_for_usual_and_constant_images_and_at_most_max_gain():
+    usual = np.full((30, 30, 3), 200, np.uint8)
+    assert exposure_gain(usual, (0.0, 255.0)) == 1.0
+    assert intensity_range(usual) is None  # 8-bit of a usual exposure: divided by 255
+    assert exposure_gain(np.full((30, 30), 7.0), (7.0, 7.0)) == 1.0
+    black = np.zeros((30, 30, 3), np.uint8)
+    assert exposure_gain(black, (0.0, 255.0)) == MAX_GAIN
+    assert as_rgb_float(black).max() == 0.0  # a black image stays black
+    # alpha is left out of the grey level; NaN pixels are left out
+    rgba = np.dstack([np.full((30, 30, 3), 100, np.uint8), np.full((30, 30), 255, np.uint8)])
+    assert exposure_gain(rgba, (0.0, 255.0), rgb=True) == exposure_gain(rgba[..., :3], (0, 255))
+    holes = np.full((30, 30), 0.4, np.float32)
+    holes[::2] = np.nan
+    assert exposure_gain(holes, (0.0, 1.0)) == pytest.approx(EXPOSURE_RANGE[0] / 0.4)
