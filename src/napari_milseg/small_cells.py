@@ -73,9 +73,13 @@ def small_cells(
     grow = max(1, int(round(0.03 * cell_diameter)))
     largest = max_area * np.pi * cell_diameter**2 / 4
     height, width = heatmap.shape
+    # the quick tests for every core at once: small, on no core of the heatmap
+    on_core = np.zeros(count + 1, dtype=bool)
+    on_core[cores[heatmap >= core]] = True
+    maybe = (area <= largest) & ~on_core
     found = 0
     for i, box in enumerate(ndi.find_objects(cores), start=1):
-        if area[i] > largest or heatmap[box][cores[box] == i].max() >= core:
+        if not maybe[i]:
             continue
         if (box[0].start < outer or box[1].start < outer
                 or box[0].stop > height - outer or box[1].stop > width - outer):
