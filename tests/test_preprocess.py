@@ -250,3 +250,68 @@ def test_exposure_gain_is_one_for_usual_and_constant_images_and_at_most_max_gain
     holes = np.full((30, 30), 0.4, np.float32)
     holes[::2] = np.nan
     assert exposure_gain(holes, (0.0, 1.0)) == pytest.approx(EXPOSURE_RANGE[0] / 0.4)
+
+
+def framed(image: np.ndarray, radius: float, edge: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` seen through a round field of view in a black frame, and the frame.
+
+    ``edge`` is the width in pixels of the field's soft edge (brightness falling to 0).
+    """
+    height, width = image.shape[:2]
+    yy, xx = np.mgrid[:height, :width]
+    distance = np.hypot(yy - height / 2, xx - width / 2)
+    light = np.clip((radius - distance) / edge, 0, 1) if edge else (distance <= radius) * 1.0
+    light = light[..., None] if image.ndim == 3 else light
+    return np.round(image * light).astype(image.dtype), distance
+
+
+def smear_like(shape=(200, 240)) -> np.ndarray:
+    """Pinkish cells, one with a dark purple nucleus, on a bright background (uint8 RGB)."""
+    rng = np.random.default_rng(9)
+    image = np.empty((*shape, 3), np.uint8)
+    image[:] = (215, 205, 200)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    for _ in range(25):
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        image[np.hypot(yy - cy, xx - cx) < 14] = (200, 140, 140)
+    image[np.hypot(yy - shape[0] / 2, xx - shape[1] / 2) < 12] = (120, 90, 170)
+    return image
+
+
+def test_the_black_frame_of_a_round_field_of_view_is_found():
+    from napari_milseg.preprocess import outside_field
+
+    image = smear_like()
+    assert outside_field(image) is None
+    hard, distance = framed(image, 90)
+    np.testing.assert_array_equal(outside_field(hard), distance > 90)
+    # a soft edge: the frame takes in the dim pixels joined to it, and no more
+    soft, distance = framed(image, 90, edge=12)
+    frame = outside_field(soft)
+    assert frame[distance >= 90].all()
+    assert not frame[distance < 78].any()
+    dim = (soft <= 0.5 * 255).all(axis=-1)
+    np.testing.assert_array_equal(frame, dim & (distance > 78))
+    # grayscale and lazy images alike
+    np.testing.assert_array_equal(outside_field(hard[..., 0]), outside_field(hard))
+    da = pytest.importorskip("dask.array")
+    np.testing.assert_array_equal(outside_field(da.from_array(hard, chunks=(64, 64, 3))),
+                                  outside_field(hard))
+
+
+def test_dark_spots_inside_the_field_and_small_dark_corners_are_no_frame():
+    from napari_milseg.preprocess import OUTSIDE_SHARE, outside_field
+
+    image = smear_like()
+    spot = image.copy()
+    spot[80:120, 100:140] = 0  # a black speck inside the field, a third of the image
+    assert outside_field(spot) is None
+    corner = image.copy()
+    side = int(np.sqrt(0.5 * OUTSIDE_SHARE * corner.shape[0] * corner.shape[1]))
+    corner[:side, :side] = 0  # half the least share
+    assert outside_field(corner) is None
+    corner[: 2 * side, : 2 * side] = 0  # four times as much: a frame
+    assert outside_field(corner).sum() == 4 * side * side
+    # a black image is all frame; a dim one is brightened first (exposure), then no frame
+    assert outside_field(np.zeros((50, 60, 3), np.uint8)).all()
+    assert outside_field((image * 0.3).astype(np.uint8)) is None

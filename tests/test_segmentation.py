@@ -247,19 +247,43 @@ def test_model_as_path_runs_the_resnet(random_model_path):
     np.testing.assert_array_equal(again.heatmap, result.heatmap)
 
 
-def test_fully_transparent_pixels_hold_no_cells(toy):
+def test_fully_transparent_pixels_hold_no_cells(toy, monkeypatch):
+    import napari_milseg.preprocess as preprocess
+
     image = disc_image((150, 170), CENTRES, 18)
     rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
     rgba[:, 100:] = 0  # a black, transparent margin (a stitched or rotated export)
     result = segment(rgba, model=toy)
     assert not result.labels[:, 100:].any() and not result.heatmap[:, 100:].any()
     assert result.count == 2  # the two discs left of the margin; the third lies in it
-    # without transparency the dark margin reads as cells to this (dark-loving) toy model
+    # opaque, the black margin is taken for the frame of a field of view
     opaque = rgba.copy()
     opaque[..., 3] = 255
+    assert not segment(opaque, model=toy).labels[:, 100:].any()
+    # transparent, it needs no such rule; without either, this (dark-loving) toy
+    # model reads it as cells
+    monkeypatch.setattr(preprocess, "outside_field", lambda image, rgb=None: None)
+    assert segment(rgba, model=toy).count == 2
     assert segment(opaque, model=toy).labels[:, 100:].any()
     # an alpha channel that is 0 everywhere says nothing: the image is segmented as is
     clear = np.dstack([image, np.zeros(image.shape[:2], np.uint8)])
     np.testing.assert_array_equal(
         segment(clear, model=toy).labels, segment(image, model=toy).labels
     )
+
+
+def test_the_black_frame_around_a_round_field_of_view_holds_no_cells(toy, monkeypatch):
+    import napari_milseg.preprocess as preprocess
+
+    image = disc_image((150, 170), CENTRES, 18)
+    # purple cells, whose brightest channel (150) the frame's soft edge does not take in
+    image[image[..., 0] == 40] = (150, 30, 150)
+    yy, xx = np.mgrid[:150, :170]
+    outside = np.hypot(yy - 75, xx - 85) > 70  # the first disc is cut by the frame
+    image[outside] = 0
+    result = segment(image, model=toy)
+    assert not result.labels[outside].any() and not result.heatmap[outside].any()
+    assert result.count == 3
+    # without it this (dark-loving) toy model reads the frame as cells
+    monkeypatch.setattr(preprocess, "outside_field", lambda image, rgb=None: None)
+    assert segment(image, model=toy).labels[outside].any()

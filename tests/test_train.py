@@ -250,3 +250,18 @@ def test_mil_learns_cells_from_image_labels_only():
     test, truth = smear(shape=(96, 128), centres=((30, 40), (66, 90)), radius=12, seed=99)
     heat = predict_heatmap((test * 255).astype(np.uint8), model)
     assert heat[truth > 0].mean() > heat[truth == 0].mean() + 0.3
+
+
+def test_training_sees_a_black_frame_around_the_field_of_view_as_background():
+    from napari_milseg.train import _rgb
+
+    rgb, truth = smear(shape=(120, 160), centres=((40, 50), (70, 100)), seed=3)
+    image = np.round(rgb * 255).astype(np.uint8)
+    yy, xx = np.mgrid[:120, :160]
+    outside = np.hypot(yy - 60, xx - 80) > 55
+    image[outside] = 0
+    seen = _rgb(image, "framed")
+    # the frame shows the slide's background colour, as segment fills it; the cells stay
+    background = seen[~outside & (truth == 0)].mean(axis=0)
+    np.testing.assert_allclose(seen[outside].mean(axis=0), background, atol=0.03)
+    assert (seen[truth > 0].mean(axis=0) < background - 0.1).any()

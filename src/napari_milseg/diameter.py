@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .preprocess import ImageError, as_rgb_float
+from .preprocess import ImageError, as_rgb_float, show_slide_only
 from .progress import Progress, Steps, run
 
 #: Longest side, in pixels, an image is shrunk to before its foreground is found.
@@ -131,7 +131,7 @@ def foreground_sample(image: np.ndarray, rgb: bool | None = None) -> tuple[np.nd
     scale : float
         Its size relative to the image (1.0 when not shrunk).
     """
-    return rgb_foreground(as_rgb_float(image, rgb))
+    return rgb_foreground(as_rgb_float(show_slide_only(image, rgb)[0], rgb))
 
 
 def rgb_foreground(image: np.ndarray) -> tuple[np.ndarray, float]:

@@ -97,34 +97,121 @@ def transparent_pixels(image: np.ndarray, rgb: bool | None = None) -> np.ndarray
     return clear
 
 
-def fill_transparent(image: np.ndarray, transparent: np.ndarray) -> np.ndarray:
-    """A copy of an RGBA image whose transparent pixels show the slide's background.
+def outside_field(image, rgb: bool | None = None) -> np.ndarray | None:
+    """Where an image shows no slide: the black surround of a round field of view.
 
-    So the network sees an empty slide there instead of the (often black)
-    colour under the transparency, which would read as stain next to it.
+    A photograph taken through a microscope often shows the round field of
+    view in a black frame. The network never saw black and reads it as
+    stain (on CBC smears framed so, it marked 94 % of the frame as cells).
+    The frame is the regions of dim pixels (no colour channel above
+    :data:`OUTSIDE_EDGE` of the scale the network sees, see
+    :func:`intensity_range`) that touch the image edge and hold dark pixels
+    (none above :data:`OUTSIDE_LEVEL`) over at least :data:`OUTSIDE_SHARE`
+    of the image. Dark spots inside the field are left alone.
 
     Parameters
     ----------
-    image : ndarray, shape (H, W, 4)
-        The image.
-    transparent : ndarray of bool, shape (H, W)
-        From :func:`transparent_pixels`.
+    image : array-like, shape (H, W) or (H, W, C)
+        One plane (NumPy, or a lazy array: a strided sample is read first,
+        and the whole image only when the sample holds dark pixels).
+    rgb : bool or None
+        Whether the last axis holds channels; ``None`` guesses.
 
     Returns
     -------
-    ndarray, shape (H, W, 4)
-        The copy; opaque pixels unchanged, transparent ones set to the
-        median colour of the brightest quarter of the opaque pixels.
+    ndarray of bool, shape (H, W), or None
+        True outside the field; None when there is no such frame.
+    """
+    from scipy import ndimage as ndi
+
+    if np.dtype(image.dtype) == np.bool_:
+        return None
+    value_range = intensity_range(image, rgb)
+    lo, hi = (0.0, 255.0) if value_range is None else value_range
+    if not hi - lo > 1e-12 * max(1.0, abs(hi)):
+        return None  # a constant image, read as mid-grey: no frame
+    rgb = channels_last(image, rgb)
+    height, width = plane_shape(image, rgb)
+
+    def below(part, share: float) -> np.ndarray:
+        part = np.asarray(part)
+        level = lo + share * (hi - lo)
+        if rgb:
+            return (part[..., :3] <= level).all(axis=-1)  # NaN is not dark
+        return part <= level
+
+    step = max(1, int(np.ceil(np.sqrt(height * width / EXPOSURE_PIXELS))))
+    if below(image[::step, ::step], OUTSIDE_LEVEL).mean() < OUTSIDE_SHARE / 2:
+        return None  # a frame that covers a share of the image shows in the sample
+    rows = max(1, 2**22 // width)
+    parts = [np.asarray(image[y : y + rows]) for y in range(0, height, rows)]
+    dark = np.concatenate([below(part, OUTSIDE_LEVEL) for part in parts])
+    # the frame's soft edge: dim pixels joined to it (a red cell's brightest channel
+    # stays far above OUTSIDE_EDGE; a white cell's nucleus that touches the frame
+    # may go with it: the darkest nuclei of the CBC smears reach 0.41)
+    dim = np.concatenate([below(part, OUTSIDE_EDGE) for part in parts])
+    regions, _ = ndi.label(dim, structure=np.ones((3, 3)))
+    edge = np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]])
+    darkest = np.bincount(regions[dark], minlength=int(regions.max()) + 1)
+    frame = np.unique(edge[edge > 0])
+    frame = frame[darkest[frame] >= OUTSIDE_SHARE * height * width]
+    if frame.size == 0:
+        return None
+    keep = np.zeros(darkest.size, dtype=bool)
+    keep[frame] = True
+    return keep[regions]
+
+
+def hidden_pixels(image, rgb: bool | None = None) -> np.ndarray | None:
+    """Pixels that show no slide: fully transparent (:func:`transparent_pixels`)
+    or outside the field of view (:func:`outside_field`); None when there are none.
+    """
+    found = [m for m in (transparent_pixels(image, rgb), outside_field(image, rgb))
+             if m is not None]
+    if not found:
+        return None
+    return found[0] if len(found) == 1 else found[0] | found[1]
+
+
+def show_slide_only(image, rgb: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The image with its :func:`hidden_pixels` filled by :func:`fill_transparent`, and them.
+
+    Returns ``(image, None)``, the image itself, when nothing is hidden.
+    """
+    hidden = hidden_pixels(image, rgb)
+    return (image, None) if hidden is None else (fill_transparent(image, hidden), hidden)
+
+
+def fill_transparent(image: np.ndarray, transparent: np.ndarray) -> np.ndarray:
+    """A copy of an image whose hidden pixels show the slide's background.
+
+    So the network sees an empty slide there instead of the (often black)
+    colour under a transparency or around the field of view, which would
+    read as stain next to it.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        The image.
+    transparent : ndarray of bool, shape (H, W)
+        From :func:`transparent_pixels` or :func:`hidden_pixels`.
+
+    Returns
+    -------
+    ndarray
+        The copy; other pixels unchanged, these set to the median colour of
+        the brightest quarter of the others (black when there are none).
     """
     image = np.array(image)
-    opaque = image[~transparent][:, :3]
+    colours = image[..., None] if image.ndim == 2 else image[..., :3]
+    opaque = colours[~transparent]
     step = max(1, opaque.shape[0] // 200_000)
     sample = opaque[::step].astype(np.float64)
     finite = np.isfinite(sample).all(axis=1)
-    sample = sample[finite] if finite.any() else np.zeros((1, 3))
+    sample = sample[finite] if finite.any() else np.zeros((1, colours.shape[-1]))
     brightness = sample.sum(axis=1)
     bright = sample[brightness >= np.percentile(brightness, 75)]
-    image[transparent, :3] = np.median(bright, axis=0).astype(image.dtype)
+    colours[transparent] = np.median(bright, axis=0).astype(image.dtype)
     return image
 
 
@@ -178,6 +265,16 @@ EXPOSURE_PERCENTILE = 95
 #: and of the fine-tuning benchmark's new look (0.788 to 0.859). A dimmer
 #: image is brightened, a brighter one darkened, to the nearer end.
 EXPOSURE_RANGE = (185 / 255, 225 / 255)
+#: A pixel may lie outside the field of view when no colour channel exceeds
+#: this share of the scale the network sees (the darkest pixel of the CBC
+#: smears reaches 0.41 in its brightest channel) ...
+OUTSIDE_LEVEL = 0.15
+#: The frame takes in the dim pixels joined to it (no channel above this
+#: share of the scale): the soft edge of the field of view.
+OUTSIDE_EDGE = 0.5
+#: ... in a dark region that touches the image edge and covers at least this
+#: share of the image (see :func:`outside_field`).
+OUTSIDE_SHARE = 0.01
 #: An image is brightened at most this many times (a black image stays black).
 MAX_GAIN = 4.0
 #: The exposure is measured on a strided sample of at most about this many pixels.

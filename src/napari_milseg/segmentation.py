@@ -13,9 +13,8 @@ from .preprocess import (
     CHANNEL_COUNTS,
     ImageError,
     describe,
-    fill_transparent,
     plane_shape,
-    transparent_pixels,
+    show_slide_only,
 )
 from .progress import Progress, Steps, run
 
@@ -133,14 +132,12 @@ def segment_steps(
     plane_shape(image, rgb)  # a bad image fails before the model loads
     model = load_model(model)
     diameter = _diameter_used(params, model)
-    transparent = transparent_pixels(image, rgb)
-    if transparent is not None:
-        image = fill_transparent(image, transparent)
+    image, hidden = show_slide_only(image, rgb)  # transparent, or outside the field of view
     heatmap = yield from heatmap_steps(
         image, model, diameter, rgb, closer_look=params.closer_look
     )
-    if transparent is not None:
-        heatmap[transparent] = 0.0  # outside the picture: no cells
+    if hidden is not None:
+        heatmap[hidden] = 0.0  # outside the picture: no cells
     labels = label_cells(
         heatmap,
         params.inner,

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from .params import MIN_POSITIVES, TrainParams
-from .preprocess import ImageError, as_rgb_float
+from .preprocess import ImageError, as_rgb_float, show_slide_only
 from .progress import Progress, Steps
 
 #: Crop side at network scale (about four cell diameters).
@@ -321,8 +321,8 @@ def _leave_out_small(pos_rgb, neg_rgb, diameter: float):
 
 
 def _rgb(image: np.ndarray, name: str) -> np.ndarray:
-    try:
-        return as_rgb_float(image)
+    try:  # as segment sees it: transparent pixels and a black frame show the background
+        return as_rgb_float(show_slide_only(image)[0])
     except ImageError as err:
         raise ImageError(f"{name}: {err}") from None
 
