@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from .params import check_diameter
-from .preprocess import ImageError, intensity_range, plane_shape, to_rgb_float
+from .preprocess import ImageError, intensity_range, plane_shape, sample_step, to_rgb_float
 from .progress import Progress, Steps, run
 
 #: Tile side at network scale, in pixels (a multiple of 16).
@@ -126,7 +126,7 @@ def _background_colour(image, value_range, rgb) -> np.ndarray:
     from .colour import background_colour, to_lab
 
     height, width = plane_shape(image, rgb)
-    step = max(1, int(np.ceil(np.sqrt(height * width / SAMPLE_PIXELS))))
+    step = sample_step(height, width, SAMPLE_PIXELS)
     sample = to_rgb_float(image[::step, ::step], value_range, rgb)
     return background_colour(to_lab(sample))
 

@@ -128,7 +128,7 @@ def outside_field(image, rgb: bool | None = None) -> np.ndarray | None:
         return None
     value_range = intensity_range(image, rgb)
     lo, hi = (0.0, 255.0) if value_range is None else value_range
-    if not hi - lo > 1e-12 * max(1.0, abs(hi)):
+    if _flat(lo, hi):
         return None  # a constant image, read as mid-grey: no frame
     rgb = channels_last(image, rgb)
     height, width = plane_shape(image, rgb)
@@ -140,7 +140,7 @@ def outside_field(image, rgb: bool | None = None) -> np.ndarray | None:
             return (part[..., :3] <= level).all(axis=-1)  # NaN is not dark
         return part <= level
 
-    step = max(1, int(np.ceil(np.sqrt(height * width / EXPOSURE_PIXELS))))
+    step = sample_step(height, width, EXPOSURE_PIXELS)
     if below(image[::step, ::step], OUTSIDE_LEVEL).mean() < OUTSIDE_SHARE / 2:
         return None  # a frame that covers a share of the image shows in the sample
     rows = max(1, 2**22 // width)
@@ -269,12 +269,12 @@ EXPOSURE_RANGE = (185 / 255, 225 / 255)
 #: this share of the scale the network sees (the darkest pixel of the CBC
 #: smears reaches 0.41 in its brightest channel) ...
 OUTSIDE_LEVEL = 0.15
-#: The frame takes in the dim pixels joined to it (no channel above this
-#: share of the scale): the soft edge of the field of view.
-OUTSIDE_EDGE = 0.5
 #: ... in a dark region that touches the image edge and covers at least this
 #: share of the image (see :func:`outside_field`).
 OUTSIDE_SHARE = 0.01
+#: The frame takes in the dim pixels joined to it (no channel above this
+#: share of the scale): the soft edge of the field of view.
+OUTSIDE_EDGE = 0.5
 #: An image is brightened at most this many times (a black image stays black).
 MAX_GAIN = 4.0
 #: The exposure is measured on a strided sample of at most about this many pixels.
@@ -397,10 +397,10 @@ def exposure_gain(image, value_range: tuple[float, float], rgb: bool | None = No
     1.0
     """
     lo, hi = value_range
-    if not hi - lo > 1e-12 * max(1.0, abs(hi)):
+    if _flat(lo, hi):
         return 1.0
     height, width = plane_shape(image, rgb)
-    step = max(1, int(np.ceil(np.sqrt(height * width / EXPOSURE_PIXELS))))
+    step = sample_step(height, width, EXPOSURE_PIXELS)
     sample = np.asarray(image[::step, ::step]).astype(np.float32)
     grey = sample[..., :3].mean(axis=-1) if channels_last(image, rgb) else sample
     with np.errstate(invalid="ignore"):
@@ -413,6 +413,16 @@ def exposure_gain(image, value_range: tuple[float, float], rgb: bool | None = No
     if dim <= level <= bright:
         return 1.0
     return (dim if level < dim else bright) / max(level, dim / MAX_GAIN)
+
+
+def _flat(lo: float, hi: float) -> bool:
+    """Whether a value range is empty: a constant image, which is read as mid-grey."""
+    return hi - lo <= 1e-12 * max(1.0, abs(hi))
+
+
+def sample_step(height: int, width: int, pixels: int) -> int:
+    """The stride, in both axes, that samples at most about ``pixels`` of an image."""
+    return max(1, int(np.ceil(np.sqrt(height * width / pixels))))
 
 
 def to_rgb_float(
@@ -452,7 +462,7 @@ def to_rgb_float(
             )
             out = np.where(finite, out, np.float32(sum(value_range) / 2))
         lo, hi = value_range
-        if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        if _flat(lo, hi):
             # a constant image: nothing to stretch, keep it mid-grey
             out = np.full(out.shape, 0.5, dtype=np.float32)
         else:
